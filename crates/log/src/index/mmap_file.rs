@@ -1,0 +1,146 @@
+//! A preallocated, memory-mapped file of fixed-width entries: the storage under both indexes.
+//!
+//! Concurrency: one writer appends entries while any number of readers search them. The writer copies an entry
+//! into the mapping and only then publishes the new count with `Release`; a reader loads the count with
+//! `Acquire` and never touches an entry at or past it. Readers therefore never block the writer, never see a
+//! half-written entry, and never take a lock.
+//!
+//! The file only ever shrinks when the segment stops being written to ([`MmapEntryFile::trim`]); mappings made
+//! before that stay larger than the file, which is harmless because nobody reads past the published count.
+#![allow(unsafe_code)]
+
+use crate::error::{IoContext, LogError, Result};
+use memmap2::{MmapOptions, MmapRaw};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub(crate) struct MmapEntryFile<const N: usize> {
+    path: PathBuf,
+    file: File,
+    /// `None` for an empty, read-only index (a zero-length file cannot be mapped).
+    map: Option<MmapRaw>,
+    capacity: usize,
+    entries: AtomicUsize,
+}
+
+impl<const N: usize> MmapEntryFile<N> {
+    /// Opens (creating if missing) an index file.
+    ///
+    /// Existing entries: the file length rounded down to whole entries, as Kafka assumes, because indexes are
+    /// trimmed to their entries whenever a segment is closed. A writable file is then extended to `max_bytes`
+    /// so that appends need no remapping.
+    pub(crate) fn open(path: &Path, max_bytes: u64, writable: bool) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .at(path)?;
+        let len = file.metadata().at(path)?.len();
+        let entries = (len / N as u64) as usize;
+        let target_len = if writable {
+            round_down::<N>(max_bytes.max(len))
+        } else {
+            len
+        };
+        if target_len != len {
+            file.set_len(target_len).at(path)?;
+        }
+        let map = if target_len == 0 {
+            None
+        } else {
+            Some(
+                MmapOptions::new()
+                    .len(target_len as usize)
+                    .map_raw(&file)
+                    .at(path)?,
+            )
+        };
+        Ok(MmapEntryFile {
+            path: path.to_path_buf(),
+            file,
+            map,
+            capacity: (target_len / N as u64) as usize,
+            entries: AtomicUsize::new(entries),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.len() >= self.capacity
+    }
+
+    /// Reads entry `i`; the caller guarantees `i < self.len()`.
+    pub(crate) fn entry(&self, i: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        if let Some(map) = &self.map {
+            debug_assert!(i < self.capacity);
+            // SAFETY: i < published count <= capacity, so the range lies inside the mapping; the bytes were
+            // written before the count that covers them was published (Release/Acquire), and the writer never
+            // rewrites a published entry except under truncation, which readers tolerate (they re-check bounds).
+            unsafe { std::ptr::copy_nonoverlapping(map.as_ptr().add(i * N), out.as_mut_ptr(), N) };
+        }
+        out
+    }
+
+    /// Appends one entry. Only the partition's single writer calls this.
+    pub(crate) fn push(&self, entry: [u8; N]) -> Result<()> {
+        let i = self.entries.load(Ordering::Relaxed);
+        let map = match &self.map {
+            Some(map) if i < self.capacity => map,
+            _ => {
+                return Err(LogError::InvalidArgument(format!(
+                    "index {} is full",
+                    self.path.display()
+                )))
+            }
+        };
+        // SAFETY: i < capacity keeps the write inside the mapping; entry i is not yet published, so no reader
+        // looks at these bytes while they are written.
+        unsafe { std::ptr::copy_nonoverlapping(entry.as_ptr(), map.as_mut_ptr().add(i * N), N) };
+        self.entries.store(i + 1, Ordering::Release);
+        Ok(())
+    }
+
+    /// Forgets entries at and after `count` (truncation). Their bytes are zeroed so a crash cannot revive them.
+    pub(crate) fn truncate_entries(&self, count: usize) {
+        let old = self.entries.load(Ordering::Relaxed);
+        if count >= old {
+            return;
+        }
+        self.entries.store(count, Ordering::Release);
+        if let Some(map) = &self.map {
+            // SAFETY: [count, old) lies inside the mapping and is no longer published.
+            unsafe { std::ptr::write_bytes(map.as_mut_ptr().add(count * N), 0, (old - count) * N) };
+        }
+    }
+
+    /// Writes dirty pages of the mapping to disk.
+    pub(crate) fn flush(&self) -> Result<()> {
+        if let Some(map) = &self.map {
+            map.flush().at(&self.path)?;
+        }
+        Ok(())
+    }
+
+    /// Shrinks the file to its entries (when the segment stops being written) and syncs it.
+    pub(crate) fn trim(&self) -> Result<()> {
+        self.flush()?;
+        let used = (self.len() * N) as u64;
+        self.file.set_len(used).at(&self.path)?;
+        self.file.sync_all().at(&self.path)
+    }
+}
+
+fn round_down<const N: usize>(bytes: u64) -> u64 {
+    bytes / N as u64 * N as u64
+}

@@ -1,0 +1,45 @@
+//! `ferrite-log`: the storage engine for one Kafka topic partition.
+//!
+//! ```text
+//! PartitionLog            single writer, lock-free readers; append, read, lookups, flush
+//!   ├── open              recovery: leftovers, checkpoints, CRC scan of the unflushed tail
+//!   ├── mutate            truncation, log start offset, retention, delayed deletes, close
+//!   ├── group_commit      shared fdatasync for durable appends
+//!   └── Segment           one .log + .index + .timeindex
+//!         └── index       memory-mapped, preallocated, sparse
+//! batch                   v2 record batch view: validation, in-place offset/timestamp rewrites
+//! file_slice              (file, position, length) for sendfile(2)
+//! retention, epoch_cache  pure decision logic
+//! ```
+//!
+//! The crate does no networking and knows no Kafka error codes; the server maps [`LogError`] and
+//! [`ValidationError`] to them.
+
+pub mod batch;
+pub mod batch_builder;
+mod checkpoint;
+mod clock;
+mod config;
+mod epoch_cache;
+mod error;
+pub mod file_names;
+mod file_slice;
+mod group_commit;
+mod index;
+mod mutate;
+mod open;
+mod partition_log;
+pub mod retention;
+mod segment;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{FlushPolicy, LogConfig, TimestampType};
+pub use epoch_cache::{EpochEndOffset, EpochEntry, LeaderEpochCache};
+pub use error::{LogError, Result, ValidationError};
+pub use file_slice::FileSlice;
+pub use mutate::RetentionOutcome;
+pub use open::RecoveryReport;
+pub use partition_log::{
+    AppendInfo, AppendOrigin, LogOptions, PartitionLog, ReadResult, TimestampAndOffset,
+};
+pub use segment::SegmentRecovery;

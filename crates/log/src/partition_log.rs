@@ -1,0 +1,680 @@
+//! The log of one partition: an ordered set of segments with a single writer and lock-free readers.
+//!
+//! ```text
+//!            readers (fetch, ListOffsets)              writer (append, roll, truncate, retention)
+//!                     |                                          |
+//!     view: RwLock<Arc<SegmentView>>  <-- swapped on roll/delete  writer: Mutex<WriterState>
+//!                     |                                          |
+//!     [seg 0] [seg 4096] ... [active]  <-- active.size published after each write (Release)
+//! ```
+//! Readers clone the `Arc` of the current view (a pointer copy under a read lock held for nanoseconds) and then
+//! work without locks; the writer publishes new bytes with atomics and new segment sets by swapping the view.
+//! Offsets obey `log_start_offset <= recovery point <= log_end_offset`.
+
+use crate::batch::{
+    self, check_frame, set_base_offset, set_log_append_time, set_partition_leader_epoch,
+    BatchHeader, Compression, ValidationRules, BATCH_HEADER_LEN,
+};
+use crate::checkpoint;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{FlushPolicy, LogConfig, TimestampType};
+use crate::epoch_cache::{EpochEndOffset, LeaderEpochCache};
+use crate::error::{LogError, Result, ValidationError};
+use crate::file_names;
+use crate::file_slice::FileSlice;
+use crate::group_commit::{GroupCommit, SyncOutcome};
+use crate::segment::{BatchLocation, Segment, SegmentLimits, SegmentRead};
+use bytes::BytesMut;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// Who is appending: a producer (offsets assigned here) or a replica fetcher (offsets already assigned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// Validate fully and assign offsets; stamp `leader_epoch` into each batch if it is not negative.
+    Client { leader_epoch: i32 },
+    /// Keep offsets and epochs as they are (they came from the leader); check framing, CRC and ordering.
+    Replica,
+}
+
+/// What an append returns to the produce path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// The broker time written into the batches for LogAppendTime topics, else -1.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    pub record_count: u64,
+}
+
+/// Whole batches for a fetch, as file slices ready for `sendfile`.
+#[derive(Debug, Clone, Default)]
+pub struct ReadResult {
+    pub slices: Vec<FileSlice>,
+    /// Offset after the last returned batch (the fetch offset when nothing was returned).
+    pub next_offset: i64,
+    pub bytes: u64,
+}
+
+/// An offset found by timestamp (ListOffsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampAndOffset {
+    pub timestamp: i64,
+    pub offset: i64,
+    /// Leader epoch of the batch holding the offset, -1 if none.
+    pub leader_epoch: i32,
+}
+
+/// Options fixed for the lifetime of an open log.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The set of segments readers see, keyed by base offset; the last one is the active segment.
+#[derive(Default)]
+pub(crate) struct SegmentView {
+    pub(crate) segments: BTreeMap<i64, Arc<Segment>>,
+}
+
+impl SegmentView {
+    pub(crate) fn active(&self) -> Option<&Arc<Segment>> {
+        self.segments.values().next_back()
+    }
+
+    /// The segment that would hold `offset`, then every later one.
+    fn starting_at(&self, offset: i64) -> impl Iterator<Item = &Arc<Segment>> {
+        let start = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(i64::MIN, |(k, _)| *k);
+        self.segments.range(start..).map(|(_, s)| s)
+    }
+}
+
+/// A segment file renamed to `.deleted`, to be unlinked once `file.delete.delay.ms` has passed.
+#[derive(Debug)]
+pub(crate) struct PendingDelete {
+    pub(crate) paths: Vec<PathBuf>,
+    pub(crate) due_ms: i64,
+}
+
+/// State only the writer touches.
+#[derive(Debug, Default)]
+pub(crate) struct WriterState {
+    /// Whether the recovery-point checkpoint has been rewritten as "not cleanly closed" since open.
+    pub(crate) marked_dirty: bool,
+    pub(crate) closed: bool,
+    pub(crate) unflushed_messages: u64,
+    pub(crate) last_flush_ms: i64,
+    pub(crate) pending_deletes: Vec<PendingDelete>,
+}
+
+pub struct PartitionLog {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: RwLock<Arc<LogConfig>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) view: RwLock<Arc<SegmentView>>,
+    pub(crate) writer: Mutex<WriterState>,
+    pub(crate) log_start_offset: AtomicI64,
+    pub(crate) log_end_offset: AtomicI64,
+    pub(crate) epochs: Mutex<LeaderEpochCache>,
+    pub(crate) sync: GroupCommit,
+    pub(crate) recovery: crate::RecoveryReport,
+}
+
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLog")
+            .field("dir", &self.dir)
+            .field("log_start_offset", &self.log_start_offset())
+            .field("log_end_offset", &self.log_end_offset())
+            .finish()
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PartitionLog {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::Acquire)
+    }
+
+    /// Offset below which all data is known to be on disk.
+    pub fn recovery_point(&self) -> i64 {
+        self.sync.durable_end()
+    }
+
+    pub fn config(&self) -> Arc<LogConfig> {
+        Arc::clone(&self.config.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Applies a new configuration live. Segment and index sizes take effect from the next roll.
+    pub fn update_config(&self, config: LogConfig) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+    }
+
+    /// What happened when the log was opened.
+    pub fn recovery_report(&self) -> &crate::RecoveryReport {
+        &self.recovery
+    }
+
+    pub(crate) fn view(&self) -> Arc<SegmentView> {
+        Arc::clone(&self.view.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub(crate) fn set_view(&self, view: SegmentView) {
+        *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
+    }
+
+    pub(crate) fn limits(config: &LogConfig) -> SegmentLimits {
+        SegmentLimits {
+            index_bytes: config.effective_index_bytes(),
+            index_interval_bytes: config.index_interval_bytes,
+        }
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.view().segments.len()
+    }
+
+    /// Total bytes of all segment files.
+    pub fn size_bytes(&self) -> u64 {
+        self.view().segments.values().map(|s| s.size()).sum()
+    }
+
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.view().segments.keys().copied().collect()
+    }
+
+    /// Appends one or more batches with a single write, then applies the flush policy (in durable mode, returns
+    /// only once the bytes are on disk). Invalid input writes nothing.
+    pub fn append(&self, payload: BytesMut, origin: AppendOrigin) -> Result<AppendInfo> {
+        let info = self.append_unsynced(payload, origin)?;
+        if self.config().flush == FlushPolicy::Durable {
+            self.flush_to(info.last_offset + 1)?;
+        }
+        Ok(info)
+    }
+
+    /// The append without waiting for durability; for callers that wait with [`PartitionLog::flush_to`] on
+    /// their own thread (the async server) instead of blocking in `append`.
+    pub fn append_unsynced(
+        &self,
+        mut payload: BytesMut,
+        origin: AppendOrigin,
+    ) -> Result<AppendInfo> {
+        let config = self.config();
+        let now = self.clock.now_ms();
+        let mut writer = self.writer_for_mutation()?;
+        let leo = self.log_end_offset();
+        let plan = match origin {
+            AppendOrigin::Client { leader_epoch } => {
+                let summary =
+                    batch::validate_payload(&payload, &ValidationRules::from_config(&config), now)?;
+                assign_offsets(
+                    &mut payload,
+                    leo,
+                    leader_epoch,
+                    &config,
+                    now,
+                    summary.batch_count,
+                )
+            }
+            AppendOrigin::Replica => plan_replica_append(&payload, leo)?,
+        };
+        let active = self.maybe_roll(&mut writer, &config, payload.len() as u64, &plan, now)?;
+        active.append(&payload, &plan.batches)?;
+        self.log_end_offset
+            .store(plan.next_offset, Ordering::Release);
+        self.update_epochs(&plan.batches)?;
+
+        writer.unflushed_messages += plan.record_count;
+        if let FlushPolicy::Periodic {
+            messages,
+            interval_ms,
+        } = config.flush
+        {
+            if writer.unflushed_messages >= messages
+                || now.saturating_sub(writer.last_flush_ms) >= interval_ms
+            {
+                self.flush_locked(&mut writer, now)?;
+            }
+        }
+        Ok(AppendInfo {
+            first_offset: plan.first_offset,
+            last_offset: plan.next_offset - 1,
+            log_append_time: if config.timestamp_type == TimestampType::LogAppendTime {
+                now
+            } else {
+                -1
+            },
+            log_start_offset: self.log_start_offset(),
+            record_count: plan.record_count,
+        })
+    }
+
+    /// Takes the writer lock for a change to the files, rewriting the recovery checkpoint as "not clean" on the
+    /// first change since open (so that a crash from here on makes the next open recover).
+    pub(crate) fn writer_for_mutation(&self) -> Result<MutexGuard<'_, WriterState>> {
+        let mut writer = lock(&self.writer);
+        if writer.closed {
+            return Err(LogError::Closed(self.dir.clone()));
+        }
+        if self.is_poisoned() {
+            return Err(LogError::Poisoned(self.dir.clone()));
+        }
+        if !writer.marked_dirty {
+            self.write_recovery_checkpoint(self.recovery_point(), false)?;
+            writer.marked_dirty = true;
+        }
+        Ok(writer)
+    }
+
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.sync.is_failed()
+    }
+
+    pub(crate) fn write_recovery_checkpoint(&self, recovery_point: i64, clean: bool) -> Result<()> {
+        let path = self.dir.join(file_names::RECOVERY_POINT_CHECKPOINT);
+        checkpoint::write(&path, &[vec![recovery_point, i64::from(clean)]])
+    }
+
+    /// Rolls to a new segment when the append would not fit the active one; returns the segment to write to.
+    fn maybe_roll(
+        &self,
+        writer: &mut WriterState,
+        config: &LogConfig,
+        bytes: u64,
+        plan: &AppendPlan,
+        now: i64,
+    ) -> Result<Arc<Segment>> {
+        let view = self.view();
+        let active = view
+            .active()
+            .cloned()
+            .ok_or_else(|| LogError::Closed(self.dir.clone()))?;
+        if active.size() == 0 {
+            return Ok(active);
+        }
+        let reason = if active.size() + bytes > config.effective_segment_bytes() {
+            Some("segment.bytes")
+        } else if active.time_waited_for_roll(now, plan.max_timestamp) > config.segment_ms {
+            Some("segment.ms")
+        } else if active.index_full() {
+            Some("index full")
+        } else if plan.next_offset - 1 - active.base_offset() > i64::from(i32::MAX) {
+            Some("relative offset overflow")
+        } else {
+            None
+        };
+        let Some(reason) = reason else {
+            return Ok(active);
+        };
+        tracing::debug!(dir = %self.dir.display(), reason, new_base = plan.first_offset, "rolling segment");
+        self.roll_locked(writer, config, plan.first_offset, now)
+    }
+
+    /// Seals the active segment (sync + trimmed indexes) and starts a new one at `base_offset`.
+    pub(crate) fn roll_locked(
+        &self,
+        _writer: &mut WriterState,
+        config: &LogConfig,
+        base_offset: i64,
+        now: i64,
+    ) -> Result<Arc<Segment>> {
+        let view = self.view();
+        if let Some(old) = view.active() {
+            if let Err(e) = old.seal() {
+                self.sync.mark_failed();
+                return Err(e);
+            }
+            self.sync.mark_durable(old.next_offset());
+        }
+        let segment = Arc::new(Segment::create(
+            &self.dir,
+            base_offset,
+            Self::limits(config),
+            now,
+        )?);
+        checkpoint::sync_dir(&self.dir)?;
+        let mut segments = view.segments.clone();
+        segments.insert(base_offset, Arc::clone(&segment));
+        self.set_view(SegmentView { segments });
+        Ok(segment)
+    }
+
+    fn update_epochs(&self, batches: &[BatchLocation]) -> Result<()> {
+        let mut epochs = lock(&self.epochs);
+        let mut changed = false;
+        for b in batches {
+            changed |= epochs.assign(b.header.partition_leader_epoch, b.header.base_offset);
+        }
+        if changed {
+            self.write_epoch_checkpoint(&epochs)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn write_epoch_checkpoint(&self, epochs: &LeaderEpochCache) -> Result<()> {
+        let entries: Vec<Vec<i64>> = epochs
+            .entries()
+            .iter()
+            .map(|e| vec![i64::from(e.epoch), e.start_offset])
+            .collect();
+        checkpoint::write(
+            &self.dir.join(file_names::LEADER_EPOCH_CHECKPOINT),
+            &entries,
+        )
+    }
+
+    /// Blocks until every offset below `offset` is on disk, sharing the sync with concurrent callers.
+    pub fn flush_to(&self, offset: i64) -> Result<()> {
+        let outcome = self.sync.wait_for(offset, || {
+            let end = self.log_end_offset();
+            let active = self.view().active().cloned();
+            match active {
+                Some(segment) => segment.sync_data().map(|()| end),
+                None => Ok(end),
+            }
+        });
+        match outcome {
+            Ok(SyncOutcome::Durable) => Ok(()),
+            Ok(SyncOutcome::Failed) => Err(LogError::Poisoned(self.dir.clone())),
+            Err(e) => {
+                tracing::error!(dir = %self.dir.display(), error = %e, "fsync failed; log is poisoned");
+                Err(e)
+            }
+        }
+    }
+
+    /// Flushes everything appended so far.
+    pub fn flush(&self) -> Result<()> {
+        let mut writer = lock(&self.writer);
+        self.flush_locked(&mut writer, self.clock.now_ms())
+    }
+
+    fn flush_locked(&self, writer: &mut WriterState, now: i64) -> Result<()> {
+        self.flush_to(self.log_end_offset())?;
+        writer.unflushed_messages = 0;
+        writer.last_flush_ms = now;
+        Ok(())
+    }
+
+    /// `flush.ms` for a quiet partition: call periodically; flushes if the interval has passed with unflushed data.
+    pub fn flush_if_due(&self) -> Result<bool> {
+        let FlushPolicy::Periodic { interval_ms, .. } = self.config().flush else {
+            return Ok(false);
+        };
+        let now = self.clock.now_ms();
+        let mut writer = lock(&self.writer);
+        if writer.unflushed_messages == 0 || now.saturating_sub(writer.last_flush_ms) < interval_ms
+        {
+            return Ok(false);
+        }
+        self.flush_locked(&mut writer, now)?;
+        Ok(true)
+    }
+
+    /// Whole batches from `offset` on: at most `max_bytes` (always at least one batch when `min_one_batch`,
+    /// KIP-74), only batches that start below `max_offset` (the caller's high watermark or last stable offset).
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadResult> {
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if offset < start || offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: start,
+                log_end_offset: end,
+            });
+        }
+        let max_offset = max_offset.min(end);
+        let mut result = ReadResult {
+            slices: Vec::new(),
+            next_offset: offset,
+            bytes: 0,
+        };
+        if offset >= max_offset {
+            return Ok(result);
+        }
+        let view = self.view();
+        for segment in view.starting_at(offset) {
+            let from = result.next_offset.max(segment.base_offset());
+            let budget = max_bytes.saturating_sub(result.bytes);
+            let min_one = min_one_batch && result.slices.is_empty();
+            match segment.read(from, budget, max_offset, min_one)? {
+                // The offset is past this segment's last batch (or in a compaction gap at its end).
+                SegmentRead::NoBatch => continue,
+                SegmentRead::ReachedMaxOffset | SegmentRead::OverBudget => break,
+                SegmentRead::Data {
+                    slice,
+                    next_offset,
+                    reached_end,
+                } => {
+                    result.bytes += slice.len();
+                    result.next_offset = next_offset;
+                    result.slices.push(slice);
+                    if !reached_end || next_offset >= max_offset || result.bytes >= max_bytes {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    /// ListOffsets by timestamp: the first offset whose record timestamp is >= `timestamp`, or `None` when every
+    /// record is older.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampAndOffset>> {
+        let start = self.log_start_offset();
+        let view = self.view();
+        for segment in view.segments.values() {
+            if segment.next_offset() <= start || segment.max_timestamp() < timestamp {
+                continue;
+            }
+            if let Some(location) = segment.find_batch_by_timestamp(timestamp, start)? {
+                let bytes = segment.read_batch(&location)?;
+                let found = first_record_at_or_after(&location.header, &bytes, timestamp, start);
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets -3 (MAX_TIMESTAMP): the record with the largest timestamp; `None` for an empty log.
+    pub fn max_timestamp_offset(&self) -> Result<Option<TimestampAndOffset>> {
+        let start = self.log_start_offset();
+        let view = self.view();
+        let best = view
+            .segments
+            .values()
+            .filter(|s| s.next_offset() > start && s.size() > 0)
+            .max_by_key(|s| s.max_timestamp());
+        let Some(segment) = best else { return Ok(None) };
+        let max_ts = segment.max_timestamp();
+        match segment.find_batch(segment.offset_of_max_timestamp().max(start))? {
+            Some(location) => {
+                let bytes = segment.read_batch(&location)?;
+                Ok(Some(first_record_at_or_after(
+                    &location.header,
+                    &bytes,
+                    max_ts,
+                    start,
+                )))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch <= `epoch` and the offset where it ended.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> EpochEndOffset {
+        lock(&self.epochs).end_offset_for(epoch, self.log_end_offset())
+    }
+
+    pub fn latest_epoch(&self) -> Option<i32> {
+        lock(&self.epochs).latest_epoch()
+    }
+
+    pub fn epoch_entries(&self) -> Vec<crate::EpochEntry> {
+        lock(&self.epochs).entries().to_vec()
+    }
+}
+
+/// The record at or after `timestamp` inside one batch. Uncompressed batches are walked to the exact record;
+/// for compressed ones (whose records this crate does not decompress) the batch's first offset is returned,
+/// which makes a consumer seeking by time start at most one batch early.
+fn first_record_at_or_after(
+    header: &BatchHeader,
+    batch: &[u8],
+    timestamp: i64,
+    min_offset: i64,
+) -> TimestampAndOffset {
+    let batch_answer = TimestampAndOffset {
+        timestamp: header.max_timestamp,
+        offset: header.base_offset.max(min_offset),
+        leader_epoch: header.partition_leader_epoch,
+    };
+    if header.compression() != Some(Compression::None) || batch.len() < BATCH_HEADER_LEN {
+        return batch_answer;
+    }
+    let mut found = None;
+    let _ = batch::walk_records(header, &batch[BATCH_HEADER_LEN..], |meta| {
+        let offset = header.base_offset + i64::from(meta.offset_delta);
+        if found.is_none() && meta.timestamp >= timestamp && offset >= min_offset {
+            found = Some(TimestampAndOffset {
+                timestamp: meta.timestamp,
+                offset,
+                leader_epoch: header.partition_leader_epoch,
+            });
+        }
+        Ok(())
+    });
+    found.unwrap_or(batch_answer)
+}
+
+/// Offsets and index bookkeeping for the batches of one append.
+pub(crate) struct AppendPlan {
+    pub(crate) batches: Vec<BatchLocation>,
+    pub(crate) first_offset: i64,
+    pub(crate) next_offset: i64,
+    pub(crate) record_count: u64,
+    pub(crate) max_timestamp: i64,
+}
+
+/// Rewrites base offsets (and epochs, and LogAppendTime) in place; never re-encodes records.
+fn assign_offsets(
+    payload: &mut BytesMut,
+    first_offset: i64,
+    leader_epoch: i32,
+    config: &LogConfig,
+    now: i64,
+    batch_count: usize,
+) -> AppendPlan {
+    let mut plan = AppendPlan {
+        batches: Vec::with_capacity(batch_count),
+        first_offset,
+        next_offset: first_offset,
+        record_count: 0,
+        max_timestamp: batch::NO_TIMESTAMP,
+    };
+    let mut position = 0usize;
+    while position < payload.len() {
+        let batch = &mut payload[position..];
+        let Some(header) = BatchHeader::parse(batch) else {
+            break;
+        };
+        let size = header.total_size();
+        let batch = &mut batch[..size];
+        set_base_offset(batch, plan.next_offset);
+        if leader_epoch >= 0 {
+            set_partition_leader_epoch(batch, leader_epoch);
+        }
+        if config.timestamp_type == TimestampType::LogAppendTime {
+            set_log_append_time(batch, now);
+        }
+        let Some(header) = BatchHeader::parse(batch) else {
+            break;
+        };
+        plan.record_count += header.records_count.max(0) as u64;
+        plan.max_timestamp = plan.max_timestamp.max(header.max_timestamp);
+        plan.next_offset = header.next_offset();
+        plan.batches.push(BatchLocation {
+            position: position as u64,
+            header,
+        });
+        position += size;
+    }
+    plan
+}
+
+/// Checks a replica's batches (offsets already assigned by the leader) and describes them.
+fn plan_replica_append(payload: &[u8], log_end_offset: i64) -> Result<AppendPlan> {
+    let mut plan = AppendPlan {
+        batches: Vec::new(),
+        first_offset: log_end_offset,
+        next_offset: log_end_offset,
+        record_count: 0,
+        max_timestamp: batch::NO_TIMESTAMP,
+    };
+    let mut position = 0usize;
+    while position < payload.len() {
+        let header = check_frame(&payload[position..], usize::MAX).map_err(|e| {
+            ValidationError::Corrupt {
+                position,
+                reason: e.reason(),
+            }
+        })?;
+        if header.base_offset < plan.next_offset || header.last_offset_delta < 0 {
+            return Err(LogError::InvalidArgument(format!(
+                "replica batch at offset {} does not follow log end {}",
+                header.base_offset, plan.next_offset
+            )));
+        }
+        if plan.batches.is_empty() {
+            plan.first_offset = header.base_offset;
+        }
+        plan.record_count += header.records_count.max(0) as u64;
+        plan.max_timestamp = plan.max_timestamp.max(header.max_timestamp);
+        plan.next_offset = header.next_offset();
+        plan.batches.push(BatchLocation {
+            position: position as u64,
+            header,
+        });
+        position += header.total_size();
+    }
+    if plan.batches.is_empty() {
+        return Err(ValidationError::InvalidRecord {
+            position: 0,
+            reason: "empty record set".into(),
+        }
+        .into());
+    }
+    Ok(plan)
+}
