@@ -11,7 +11,8 @@
 //! 3. Segments. After a clean shutdown nothing is rescanned: indexes are sanity-checked and only the tail after
 //!    the last index entry is read to find the log end. Otherwise every segment from the one holding the
 //!    recovery point on is scanned batch by batch with CRC checks, its indexes rebuilt, a torn or corrupt tail
-//!    truncated at the last valid batch, and any later segments (which would follow a hole) deleted. A segment
+//!    truncated at the last valid batch, and, if offsets were lost, any later segments (which would follow a
+//!    hole) deleted; trailing garbage that cost no offsets leaves the later segments in place. A segment
 //!    whose index is missing or fails its sanity check is recovered the same way.
 
 use crate::checkpoint;
@@ -287,7 +288,8 @@ fn open_segments(
         // A segment whose offsets all lie below the recovery point was flushed (and sealed) before the crash.
         let below_recovery_point = next_base.is_some_and(|n| n <= recovery_point);
         let trusted = (clean || below_recovery_point) && !needs_rebuild.contains(&base);
-        let segment = Segment::open(dir, base, limits, writable, now)?;
+        // A segment that will be re-indexed needs writable (preallocated) indexes; it is sealed afterwards.
+        let mut segment = Segment::open(dir, base, limits, writable || !trusted, now)?;
         let usable = trusted
             && {
                 match segment
@@ -302,6 +304,10 @@ fn open_segments(
                     }
                 }
             };
+        if !usable && trusted && !writable {
+            drop(segment);
+            segment = Segment::open(dir, base, limits, true, now)?;
+        }
         if !usable {
             let outcome = segment.recover(MAX_RECOVERY_BATCH_BYTES)?;
             report.segments_recovered += 1;
@@ -316,8 +322,10 @@ fn open_segments(
             if writable {
                 segment.sync_data()?;
                 segment.flush_indexes()?;
-            } else if outcome.truncated_bytes > 0 {
-                // A hole in the middle of the log: nothing after it can be trusted to follow on.
+            } else if outcome.truncated_bytes > 0
+                && next_base.is_some_and(|n| segment.next_offset() < n)
+            {
+                // Offsets were lost: a hole in the middle of the log, so nothing after it can be trusted.
                 for &later in &list[i + 1..] {
                     tracing::warn!(dir = %dir.display(), base = later, "deleting segment after a corrupt one");
                     remove_segment_files(dir, later)?;

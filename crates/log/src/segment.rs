@@ -398,6 +398,8 @@ impl Segment {
 
     /// Checks that trusted indexes look sane against the log file.
     pub(crate) fn sanity_check(&self) -> std::result::Result<(), String> {
+        self.offset_index.sanity_check_size()?;
+        self.time_index.sanity_check_size()?;
         self.offset_index.sanity_check(self.size())?;
         self.time_index.sanity_check()
     }

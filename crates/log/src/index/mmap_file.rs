@@ -22,6 +22,8 @@ pub(crate) struct MmapEntryFile<const N: usize> {
     map: Option<MmapRaw>,
     capacity: usize,
     entries: AtomicUsize,
+    /// The file was not a whole number of entries when opened: a torn write or an outside truncation.
+    torn: bool,
 }
 
 impl<const N: usize> MmapEntryFile<N> {
@@ -64,11 +66,16 @@ impl<const N: usize> MmapEntryFile<N> {
             map,
             capacity: (target_len / N as u64) as usize,
             entries: AtomicUsize::new(entries),
+            torn: len % N as u64 != 0,
         })
     }
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub(crate) fn is_torn(&self) -> bool {
+        self.torn
     }
 
     pub(crate) fn len(&self) -> usize {

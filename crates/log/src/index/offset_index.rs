@@ -98,6 +98,16 @@ impl OffsetIndex {
     }
 
     /// Cheap consistency check for an index that is trusted at open: entries in order, last inside the log.
+    pub(crate) fn sanity_check_size(&self) -> std::result::Result<(), String> {
+        if self.file.is_torn() {
+            return Err(format!(
+                "{} is not a whole number of entries",
+                self.file.path().display()
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn sanity_check(&self, log_size: u64) -> std::result::Result<(), String> {
         let Some(last) = self.last() else {
             return Ok(());

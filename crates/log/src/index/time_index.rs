@@ -96,6 +96,16 @@ impl TimeIndex {
         self.file.truncate_entries(keep);
     }
 
+    pub(crate) fn sanity_check_size(&self) -> std::result::Result<(), String> {
+        if self.file.is_torn() {
+            return Err(format!(
+                "{} is not a whole number of entries",
+                self.file.path().display()
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn sanity_check(&self) -> std::result::Result<(), String> {
         if self.len() > 1 {
             let (a, b) = (self.decode(self.len() - 2), self.decode(self.len() - 1));
