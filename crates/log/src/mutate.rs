@@ -49,7 +49,10 @@ impl PartitionLog {
         let target = if was_active {
             last
         } else {
-            // A sealed segment becomes the active one again: reopen it with writable (preallocated) indexes.
+            // A sealed segment becomes the active one again. Its index files must first shrink to the entries
+            // that survived (reopening counts entries by file length), then it is reopened with writable,
+            // preallocated indexes.
+            last.seal()?;
             let base = last.base_offset();
             drop(last);
             let reopened = Segment::open(&self.dir, base, Self::limits(&self.config()), true, now)?;
@@ -63,6 +66,13 @@ impl PartitionLog {
         self.set_view(SegmentView { segments });
         self.retire(&mut writer, removed, now)?;
         let new_end = target.next_offset();
+        let log_start = self.log_start_offset();
+        if new_end < log_start {
+            // The batch spanning `offset` also spanned the log start: nothing readable remains, and the log
+            // end may not fall below the log start, so restart the log empty at the log start.
+            drop(writer);
+            return self.truncate_fully_and_start_at(log_start);
+        }
         self.after_truncation(new_end)?;
         tracing::info!(dir = %self.dir.display(), offset, log_end_offset = new_end, bytes, "truncated log");
         Ok(())

@@ -508,29 +508,57 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// ListOffsets -3 (MAX_TIMESTAMP): the record with the largest timestamp; `None` for an empty log.
+    /// ListOffsets -3 (MAX_TIMESTAMP): the first record (in offset order) with the largest timestamp at or above
+    /// the log start offset; `None` for an empty log.
     pub fn max_timestamp_offset(&self) -> Result<Option<TimestampAndOffset>> {
         let start = self.log_start_offset();
         let view = self.view();
-        let best = view
+        let mut best: Option<TimestampAndOffset> = None;
+        // Strictly greater wins, and candidates come in offset order, so ties keep the first record.
+        fn consider(best: &mut Option<TimestampAndOffset>, found: TimestampAndOffset) {
+            if best.is_none_or(|b| found.timestamp > b.timestamp) {
+                *best = Some(found);
+            }
+        }
+        // A batch straddling the log start may owe its maximum to records that are already deleted.
+        if let Some(segment) = view.starting_at(start).next() {
+            if let Some(location) = segment.find_batch(start)? {
+                if location.header.base_offset < start {
+                    let bytes = segment.read_batch(&location)?;
+                    if let Some(found) = max_record(&location.header, &bytes, start) {
+                        consider(&mut best, found);
+                    }
+                }
+            }
+        }
+        for segment in view
             .segments
             .values()
             .filter(|s| s.next_offset() > start && s.size() > 0)
-            .max_by_key(|s| s.max_timestamp());
-        let Some(segment) = best else { return Ok(None) };
-        let max_ts = segment.max_timestamp();
-        match segment.find_batch(segment.offset_of_max_timestamp().max(start))? {
-            Some(location) => {
-                let bytes = segment.read_batch(&location)?;
-                Ok(Some(first_record_at_or_after(
-                    &location.header,
-                    &bytes,
-                    max_ts,
-                    start,
-                )))
+        {
+            if best.is_some_and(|b| segment.max_timestamp() <= b.timestamp) {
+                continue;
             }
-            None => Ok(None),
+            // Batches that start at or after the log start; the segment's own maximum if it is one of them.
+            let candidate = if segment.offset_of_max_timestamp() >= start {
+                segment.find_batch(segment.offset_of_max_timestamp())?
+            } else {
+                segment.max_timestamp_batch_from(start)?
+            };
+            if let Some(location) = candidate {
+                let bytes = segment.read_batch(&location)?;
+                consider(
+                    &mut best,
+                    first_record_at_or_after(
+                        &location.header,
+                        &bytes,
+                        location.header.max_timestamp,
+                        start,
+                    ),
+                );
+            }
         }
+        Ok(best)
     }
 
     /// OffsetForLeaderEpoch: the largest epoch <= `epoch` and the offset where it ended.
@@ -577,6 +605,31 @@ fn first_record_at_or_after(
         Ok(())
     });
     found.unwrap_or(batch_answer)
+}
+
+/// The record with the largest timestamp among those at or after `min_offset` (first one on ties). Compressed
+/// batches answer with the batch maximum at the first offset at or after `min_offset`.
+fn max_record(header: &BatchHeader, batch: &[u8], min_offset: i64) -> Option<TimestampAndOffset> {
+    if header.compression() != Some(Compression::None) || batch.len() < BATCH_HEADER_LEN {
+        return Some(TimestampAndOffset {
+            timestamp: header.max_timestamp,
+            offset: header.base_offset.max(min_offset),
+            leader_epoch: header.partition_leader_epoch,
+        });
+    }
+    let mut best: Option<TimestampAndOffset> = None;
+    let _ = batch::walk_records(header, &batch[BATCH_HEADER_LEN..], |meta| {
+        let offset = header.base_offset + i64::from(meta.offset_delta);
+        if offset >= min_offset && best.is_none_or(|b| meta.timestamp > b.timestamp) {
+            best = Some(TimestampAndOffset {
+                timestamp: meta.timestamp,
+                offset,
+                leader_epoch: header.partition_leader_epoch,
+            });
+        }
+        Ok(())
+    });
+    best
 }
 
 /// Offsets and index bookkeeping for the batches of one append.

@@ -342,6 +342,28 @@ impl Segment {
         Ok(None)
     }
 
+    /// The first batch with the largest max timestamp among the batches that start at or after `start_offset`.
+    pub(crate) fn max_timestamp_batch_from(
+        &self,
+        start_offset: i64,
+    ) -> Result<Option<BatchLocation>> {
+        let Some(mut location) = self.find_batch(start_offset)? else {
+            return Ok(None);
+        };
+        let limit = self.size();
+        let mut best = (location.header.base_offset >= start_offset).then_some(location);
+        loop {
+            location.position += location.header.total_size() as u64;
+            let Some(header) = self.header_at(location.position, limit)? else {
+                return Ok(best);
+            };
+            location.header = header;
+            if best.is_none_or(|b| header.max_timestamp > b.header.max_timestamp) {
+                best = Some(location);
+            }
+        }
+    }
+
     /// Copies the whole batch at `location` into memory (timestamp lookups inside one batch).
     pub(crate) fn read_batch(&self, location: &BatchLocation) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; location.header.total_size()];

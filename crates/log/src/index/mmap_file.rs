@@ -60,14 +60,35 @@ impl<const N: usize> MmapEntryFile<N> {
                     .at(path)?,
             )
         };
-        Ok(MmapEntryFile {
+        let index = MmapEntryFile {
             path: path.to_path_buf(),
             file,
             map,
             capacity: (target_len / N as u64) as usize,
             entries: AtomicUsize::new(entries),
             torn: len % N as u64 != 0,
-        })
+        };
+        index.entries.store(
+            index.entries_before_zero_padding(entries),
+            Ordering::Release,
+        );
+        Ok(index)
+    }
+
+    /// A file still preallocated from an earlier open ends in all-zero entries, which no real entry is (the
+    /// first batch of a segment, at position 0, never gets one). Entries are a non-zero prefix followed by
+    /// zero padding, so a binary search finds where the padding starts.
+    fn entries_before_zero_padding(&self, entries: usize) -> usize {
+        let (mut lo, mut hi) = (0usize, entries);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.entry(mid).iter().all(|&b| b == 0) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
     }
 
     pub(crate) fn path(&self) -> &Path {
