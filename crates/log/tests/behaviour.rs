@@ -92,18 +92,7 @@ fn read_bounds_and_out_of_range() {
 }
 
 fn now() -> i64 {
-    ferrite_log::SystemClock.now_ms_for_tests()
-}
-
-trait NowForTests {
-    fn now_ms_for_tests(&self) -> i64;
-}
-
-impl NowForTests for ferrite_log::SystemClock {
-    fn now_ms_for_tests(&self) -> i64 {
-        use ferrite_log::Clock;
-        self.now_ms()
-    }
+    ferrite_log::Clock::now_ms(&ferrite_log::SystemClock)
 }
 
 #[test]

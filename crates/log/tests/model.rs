@@ -93,7 +93,8 @@ impl Model {
                 break;
             }
             let fits = (out.len() + b.bytes.len()) as u64 <= max_bytes;
-            if !fits && !(out.is_empty() && min_one) {
+            let first_anyway = out.is_empty() && min_one; // KIP-74
+            if !(fits || first_anyway) {
                 break;
             }
             out.extend_from_slice(&b.bytes);
