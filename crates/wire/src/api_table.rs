@@ -1,0 +1,74 @@
+//! The APIs and versions the broker handles: the dispatch table and the ApiVersions answer in one list.
+//!
+//! Ranges follow what a Kafka 4.0 broker advertises (see KAFKA-NOTES.md); an API appears here only once the
+//! server has a handler for it, because clients switch features on from these ranges.
+
+use kafka_protocol::messages::ApiKey;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRange {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+impl ApiRange {
+    pub fn supports(&self, version: i16) -> bool {
+        (self.min..=self.max).contains(&version)
+    }
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> ApiRange {
+    ApiRange { key, min, max }
+}
+
+pub const SUPPORTED_APIS: &[ApiRange] = &[
+    // Produce v0-2 stay advertised as in Kafka 4.0 (KAFKA-18659); their magic 0/1 records are refused.
+    api(ApiKey::Produce, 0, 12),
+    api(ApiKey::Fetch, 4, 17),
+    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Metadata, 0, 13),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::DescribeLogDirs, 1, 4),
+];
+
+/// The supported range for an API key, if the broker handles it.
+pub fn supported(key: ApiKey) -> Option<ApiRange> {
+    SUPPORTED_APIS.iter().copied().find(|a| a.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_consistent_with_kafka_protocol() {
+        for a in SUPPORTED_APIS {
+            assert!(a.min <= a.max, "{:?}", a.key);
+            // Every advertised version above Produce v2 must be decodable by kafka-protocol.
+            let valid = a.key.valid_versions();
+            let decodable_min = if a.key == ApiKey::Produce { 3 } else { a.min };
+            assert!(
+                valid.min <= decodable_min && a.max <= valid.max,
+                "{:?} {}..{} vs {:?}",
+                a.key,
+                a.min,
+                a.max,
+                valid
+            );
+        }
+        let keys: std::collections::HashSet<i16> =
+            SUPPORTED_APIS.iter().map(|a| a.key as i16).collect();
+        assert_eq!(keys.len(), SUPPORTED_APIS.len(), "no duplicates");
+    }
+}
