@@ -15,12 +15,14 @@
 //!   1 MiB fetches, each slice sent with `FileSlice::send_all_blocking` to a loopback TCP socket, against
 //!   `sendfile(2)` of a plain file of the same size in 1 MiB calls to the same kind of socket. Both files are
 //!   read once before measuring, so the page cache is warm. Timing stops when the receiver has read every byte.
-//! * `open`: 2,000 and 10,000 cleanly closed partitions (a few batches each), opened one after another. Only
-//!   the `open` calls are timed. A log holds three file descriptors, so opens run in chunks of
-//!   [`OPEN_CHUNK`] partitions that stay open together, then are closed (not timed) before the next chunk.
+//! * `open`: 2,000 and 10,000 cleanly closed partitions (three small batches each), opened one after another;
+//!   only the `open` calls are timed. A log holds three file descriptors, so logs are opened in chunks of
+//!   [`OPEN_CHUNK`] that stay open together and are then closed (not timed) before the next chunk. This one is
+//!   timed by hand (5 passes at 2,000, 3 at 10,000, median reported): Criterion's 10-sample minimum would
+//!   mean closing 10,000 logs, five fsyncs each, eleven times.
 //!
-//! Each routine uses `iter_custom`, so per-iteration setup (new log, cloned payloads) and teardown are not
-//! timed. Every timed iteration is also recorded, and at the end a summary table prints the median of
+//! The throughput benchmarks use `iter_custom`, so per-iteration setup (new log, cloned payloads) and teardown
+//! are not timed. Every timed iteration is also recorded. At the end a summary table prints the median of
 //! each figure, its baseline and the ratio, next to the targets from the issue.
 //!
 //! Run: `cargo bench -p ferrite-log --bench log_bench`. Temporary files go under `<workspace>/target/bench-tmp`,
@@ -53,8 +55,8 @@ const CLIENT: AppendOrigin = AppendOrigin::Client { leader_epoch: -1 };
 const FETCH_BYTES: u64 = MIB as u64;
 /// Logs held open at once by the open benchmark: 3 descriptors each, well under this machine's 20,000 limit.
 const OPEN_CHUNK: usize = 2_000;
-/// Threads that create and close partitions for the open benchmark (fsync-bound, so more than the cores).
-const SETUP_THREADS: usize = 8;
+/// Threads that close partitions between passes of the open benchmark (fsync-bound, so more than the cores).
+const CLOSE_THREADS: usize = 8;
 
 // ---------------------------------------------------------------------------------------------------------
 // Sizes: full under `cargo bench`, tiny when Criterion runs in test mode.
@@ -258,7 +260,6 @@ impl FreshLog {
 /// A plain file in its own temp dir, for the baselines.
 struct PlainFile {
     file: File,
-    path: PathBuf,
     _dir: TempDir,
 }
 
@@ -272,12 +273,15 @@ impl PlainFile {
             .create_new(true)
             .open(&path)
             .expect("create plain file");
-        PlainFile {
-            file,
-            path,
-            _dir: dir,
-        }
+        PlainFile { file, _dir: dir }
     }
+}
+
+/// Flushes every dirty page on the machine (`sync(2)`), so that a timed fsync does not wait for writeback left
+/// over from earlier benchmarks. Called, untimed, before each iteration that measures fsync.
+fn quiesce_disk() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
 }
 
 fn configure_group(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
@@ -304,6 +308,9 @@ fn time_log_appends(shape: &Shape, batches: usize, flush: FlushPolicy) -> Durati
 fn time_raw_writes(shape: &Shape, batches: usize, sync_each: bool) -> Duration {
     let mut plain = PlainFile::new();
     let payloads = shape.payloads(batches);
+    if sync_each {
+        quiesce_disk();
+    }
     let start = Instant::now();
     for payload in payloads {
         plain.file.write_all(&payload).expect("raw write");
@@ -367,6 +374,7 @@ fn time_concurrent_durable_appends(shape: &Shape, threads: usize, per_thread: us
     let end_before = fresh.log.log_end_offset();
     let pools: Vec<Vec<BytesMut>> = (0..threads).map(|_| shape.payloads(per_thread)).collect();
     let barrier = Barrier::new(threads + 1);
+    quiesce_disk();
     let elapsed = std::thread::scope(|s| {
         let handles: Vec<_> = pools
             .into_iter()
@@ -499,11 +507,17 @@ impl Drop for LoopbackSink {
     }
 }
 
-/// A log of whole 16 KiB batches and a plain file of the same size, both flushed and in the page cache.
+fn read_shape() -> Shape {
+    Shape::new("16KiB", 16 * KIB)
+}
+
+/// A log of whole 16 KiB batches and a plain file of the same size, both flushed and in the page cache, and
+/// the socket both are sent to.
 struct ReadFixture {
     log: PartitionLog,
     plain: PlainFile,
     bytes: u64,
+    sink: LoopbackSink,
     _dir: TempDir,
 }
 
@@ -516,31 +530,44 @@ impl ReadFixture {
             LogOptions::default(),
         )
         .expect("open read log");
-        let shape = Shape::new("16KiB", 16 * KIB);
+        let shape = read_shape();
         for payload in shape.payloads(shape.batches_for(target_bytes)) {
             log.append(payload, CLIENT).expect("fill read log");
         }
         log.flush().expect("flush read log");
         let bytes = log.size_bytes();
+        // Written in the same batch-sized chunks as the log, so both files sit in the page cache alike.
         let mut plain = PlainFile::new();
         write_plain(&mut plain.file, &shape.batch, bytes);
-        let fixture = ReadFixture {
+        let mut fixture = ReadFixture {
             log,
             plain,
             bytes,
+            sink: LoopbackSink::connect(),
             _dir: dir,
         };
-        fixture.warm_page_cache();
+        // Read both once, so that measurements start with a warm page cache.
+        fixture.time_log_fetches();
+        fixture.time_raw_sendfile();
         fixture
     }
 
-    /// Reads both files once, so that measurements see a warm page cache.
-    fn warm_page_cache(&self) {
-        let mut sink = LoopbackSink::connect();
-        let sent = fetch_all(&self.log, sink.fd());
-        sink.wait_received(sent);
-        let mut file = File::open(&self.plain.path).expect("open plain file");
-        io::copy(&mut file, &mut io::sink()).expect("read plain file");
+    /// The whole log through `PartitionLog::read` and `FileSlice::send_all_blocking`.
+    fn time_log_fetches(&mut self) -> Duration {
+        let start = Instant::now();
+        let sent = fetch_all(&self.log, self.sink.fd());
+        self.sink.wait_received(sent);
+        let elapsed = start.elapsed();
+        assert_eq!(sent, self.bytes, "the fetches must return the whole log");
+        elapsed
+    }
+
+    /// The plain file through `sendfile(2)`.
+    fn time_raw_sendfile(&mut self) -> Duration {
+        let start = Instant::now();
+        let sent = sendfile_all(&self.plain.file, self.bytes, self.sink.fd());
+        self.sink.wait_received(sent);
+        start.elapsed()
     }
 }
 
@@ -595,40 +622,28 @@ fn sendfile_all(file: &File, len: u64, out_fd: RawFd) -> u64 {
 fn bench_read(c: &mut Criterion) {
     let mut group = c.benchmark_group("read_sendfile");
     configure_group(&mut group);
-    // The fixture is built on first use, so that filtering this group out skips filling 256 MiB.
+    let shape = read_shape();
+    let bytes = (shape.batches_for(scale().read_log_bytes) * shape.len()) as u64;
+    group.throughput(Throughput::Bytes(bytes));
+    // Built on first use, so that filtering this group out skips filling 256 MiB.
     let mut fixture: Option<ReadFixture> = None;
-    let expected = {
-        let shape = Shape::new("16KiB", 16 * KIB);
-        (shape.batches_for(scale().read_log_bytes) * shape.len()) as u64
-    };
-    group.throughput(Throughput::Bytes(expected));
     group.bench_function("ferrite", |b| {
         let f = fixture.get_or_insert_with(|| ReadFixture::create(scale().read_log_bytes));
-        let mut sink = LoopbackSink::connect();
         b.iter_custom(|iters| {
-            run_iterations("read_sendfile/ferrite", f.bytes, iters, || {
-                let start = Instant::now();
-                let sent = fetch_all(&f.log, sink.fd());
-                sink.wait_received(sent);
-                assert_eq!(sent, f.bytes);
-                start.elapsed()
+            run_iterations("read_sendfile/ferrite", bytes, iters, || {
+                f.time_log_fetches()
             })
         });
     });
     group.bench_function("raw_sendfile", |b| {
         let f = fixture.get_or_insert_with(|| ReadFixture::create(scale().read_log_bytes));
-        let mut sink = LoopbackSink::connect();
         b.iter_custom(|iters| {
-            run_iterations("read_sendfile/raw_sendfile", f.bytes, iters, || {
-                let start = Instant::now();
-                let sent = sendfile_all(&f.plain.file, f.bytes, sink.fd());
-                sink.wait_received(sent);
-                start.elapsed()
+            run_iterations("read_sendfile/raw_sendfile", bytes, iters, || {
+                f.time_raw_sendfile()
             })
         });
     });
     group.finish();
-    drop(fixture);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -636,6 +651,10 @@ fn bench_read(c: &mut Criterion) {
 // ---------------------------------------------------------------------------------------------------------
 
 /// `n` partition directories, each holding a few batches and closed cleanly.
+///
+/// One partition is written through the API (open, three appends, close); the others are file copies of it.
+/// Their files are byte for byte what the API would write. Creating 10,000 through the API costs ~9 fsyncs
+/// each, over a minute here, for no difference in what `open` sees.
 struct PartitionSet {
     dirs: Vec<PathBuf>,
     _root: TempDir,
@@ -647,10 +666,13 @@ impl PartitionSet {
         let dirs: Vec<PathBuf> = (0..n)
             .map(|i| root.path().join(format!("topic-{i}")))
             .collect();
-        let per_thread = n.div_ceil(SETUP_THREADS).max(1);
+        create_partition(&dirs[0]);
+        let copies = &dirs[1..];
+        let per_thread = copies.len().div_ceil(2).max(1);
         std::thread::scope(|s| {
-            for chunk in dirs.chunks(per_thread) {
-                s.spawn(move || chunk.iter().for_each(|dir| create_partition(dir)));
+            for chunk in copies.chunks(per_thread) {
+                let template = &dirs[0];
+                s.spawn(move || chunk.iter().for_each(|dir| copy_dir(template, dir)));
             }
         });
         PartitionSet { dirs, _root: root }
@@ -695,9 +717,17 @@ fn create_partition(dir: &Path) {
     log.close().expect("close partition");
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir(to).expect("create partition dir");
+    for entry in std::fs::read_dir(from).expect("list template partition") {
+        let entry = entry.expect("template dir entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy partition file");
+    }
+}
+
 /// Closes the logs on several threads (not timed: close syncs, and the next pass needs clean shutdowns).
 fn close_all(logs: &[PartitionLog]) {
-    let per_thread = logs.len().div_ceil(SETUP_THREADS).max(1);
+    let per_thread = logs.len().div_ceil(CLOSE_THREADS).max(1);
     std::thread::scope(|s| {
         for chunk in logs.chunks(per_thread) {
             s.spawn(move || {
@@ -709,21 +739,65 @@ fn close_all(logs: &[PartitionLog]) {
     });
 }
 
-fn bench_open(c: &mut Criterion) {
-    let mut group = c.benchmark_group("open");
-    configure_group(&mut group);
-    group.sample_size(10);
-    group.warm_up_time(Duration::from_millis(1)); // one pass; a pass at 10,000 partitions takes seconds
+/// Timed by hand rather than by Criterion, whose minimum of 10 samples would mean 11 passes (and 11 rounds
+/// of closing 10,000 logs) per size. Honours a Criterion-style name filter given as a plain substring.
+fn bench_open() {
     for n in scale().open_partitions {
-        let mut set: Option<PartitionSet> = None;
-        group.throughput(Throughput::Elements(n as u64));
-        let key = format!("open/{n}_partitions");
-        group.bench_function(format!("{n}_partitions"), |b| {
-            let set = set.get_or_insert_with(|| PartitionSet::create(n));
-            b.iter_custom(|iters| run_iterations(&key, n as u64, iters, || set.time_open_all()));
-        });
+        let id = format!("open/{n}_partitions");
+        if !selected(&id) {
+            continue;
+        }
+        let passes = if n >= 10_000 { 3 } else { 5 };
+        println!("Benchmarking {id}: creating partitions, then {passes} passes");
+        let set = PartitionSet::create(n);
+        let mut times: Vec<Duration> = (0..passes).map(|_| set.time_open_all()).collect();
+        for &t in &times {
+            record(&id, n as u64, t);
+        }
+        times.sort();
+        let per_partition = |t: Duration| t.as_secs_f64() * 1e6 / n as f64;
+        println!(
+            "{id:<24} time:   [min {:.1} ms, median {:.1} ms, max {:.1} ms] = {:.1} µs per partition (median)",
+            times[0].as_secs_f64() * 1e3,
+            times[times.len() / 2].as_secs_f64() * 1e3,
+            times[times.len() - 1].as_secs_f64() * 1e3,
+            per_partition(times[times.len() / 2]),
+        );
     }
-    group.finish();
+}
+
+/// Whether `id` passes the name filter on the command line (the first positional argument, as a substring).
+fn selected(id: &str) -> bool {
+    const TAKES_VALUE: [&str; 19] = [
+        "-c",
+        "--color",
+        "-s",
+        "--save-baseline",
+        "-b",
+        "--baseline",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--sample-size",
+        "--warm-up-time",
+        "--measurement-time",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--profile-time",
+        "--plotting-backend",
+        "--format",
+        "--output-format",
+    ];
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if TAKES_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return id.contains(&arg);
+        }
+    }
+    true
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -741,7 +815,8 @@ struct Comparison {
 
 fn comparisons() -> Vec<Comparison> {
     let mut rows = Vec::new();
-    for size in ["16KiB", "1MiB"] {
+    for shape in shapes() {
+        let size = shape.label;
         rows.push(Comparison {
             what: format!("append {size} batches, no fsync"),
             ferrite: format!("append_no_fsync/ferrite/{size}"),
@@ -750,10 +825,12 @@ fn comparisons() -> Vec<Comparison> {
             target: Some(0.80),
         });
     }
-    for size in ["16KiB", "1MiB"] {
+    for shape in shapes() {
+        let size = shape.label;
         for threads in APPENDER_THREADS {
+            let plural = if threads == 1 { "" } else { "s" };
             rows.push(Comparison {
-                what: format!("append {size} batches, durable, {threads} appenders"),
+                what: format!("append {size} batches, durable, {threads} appender{plural}"),
                 ferrite: format!("append_durable/{size}/ferrite_{threads}_threads"),
                 baseline_name: "raw write+fdatasync (1 thread)",
                 baseline: format!("append_durable/{size}/raw_write_fdatasync"),
@@ -762,7 +839,10 @@ fn comparisons() -> Vec<Comparison> {
         }
     }
     rows.push(Comparison {
-        what: "read 16KiB batches, 1MiB fetches, sendfile".into(),
+        what: format!(
+            "read {} batches, 1MiB fetches, sendfile",
+            read_shape().label
+        ),
         ferrite: "read_sendfile/ferrite".into(),
         baseline_name: "raw sendfile",
         baseline: "read_sendfile/raw_sendfile".into(),
@@ -774,7 +854,12 @@ fn comparisons() -> Vec<Comparison> {
 fn print_summary() {
     let mib = MIB as f64;
     println!();
-    println!("==== ferrite-log summary: median of all timed iterations, MiB/s = 2^20 bytes/s ====");
+    println!("==== ferrite-log summary: median of all timed iterations; MiB/s = 2^20 bytes/s ====");
+    let sizes: Vec<String> = shapes()
+        .iter()
+        .map(|s| format!("{} = {} B", s.label, s.len()))
+        .collect();
+    println!("batches of 1 KiB records: {}", sizes.join(", "));
     for row in comparisons() {
         let (Some(ours), Some(base)) = (median_rate(&row.ferrite), median_rate(&row.baseline))
         else {
@@ -786,7 +871,7 @@ fn print_summary() {
             format!("  [target >= {:.0}%: {met}]", t * 100.0)
         });
         println!(
-            "{:<48} {:>7.0} MiB/s vs {} {:>7.0} MiB/s = {:>4.0}%{verdict}",
+            "{:<45} {:>6.0} MiB/s vs {:<30} {:>6.0} MiB/s = {:>4.0}%{verdict}",
             row.what,
             ours / mib,
             row.baseline_name,
@@ -797,7 +882,7 @@ fn print_summary() {
     for n in scale().open_partitions {
         if let Some(per_sec) = median_rate(&format!("open/{n}_partitions")) {
             println!(
-                "{:<48} {:>7.1} ms total, {:.1} µs per partition",
+                "{:<45} {:>6.0} ms total, {:.1} µs per partition",
                 format!("open {n} cleanly closed partitions"),
                 n as f64 / per_sec * 1e3,
                 1e6 / per_sec,
@@ -817,8 +902,8 @@ fn main() {
     bench_append_no_fsync(&mut criterion);
     bench_append_durable(&mut criterion);
     bench_read(&mut criterion);
-    bench_open(&mut criterion);
     criterion.final_summary();
+    bench_open();
     if scale().full {
         print_summary();
         println!("total bench time: {:.0} s", started.elapsed().as_secs_f64());

@@ -306,6 +306,20 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Persists the current recovery point (Kafka's `log.flush.offset.checkpoint.interval.ms` task), so that
+    /// recovery after a crash scans only what was appended since.
+    /// Writes nothing when the recovery point has not moved since the last checkpoint.
+    pub fn checkpoint_recovery_point(&self) -> Result<()> {
+        let mut writer = self.writer_for_mutation()?;
+        let recovery_point = self.recovery_point();
+        if writer.checkpointed_recovery_point == Some(recovery_point) {
+            return Ok(());
+        }
+        self.write_recovery_checkpoint(recovery_point, false)?;
+        writer.checkpointed_recovery_point = Some(recovery_point);
+        Ok(())
+    }
+
     /// Flushes and seals everything and records a clean shutdown, so the next open need not rescan. The log
     /// refuses writes afterwards; reads of already-open slices still work.
     pub fn close(&self) -> Result<()> {

@@ -120,6 +120,8 @@ pub(crate) struct WriterState {
     pub(crate) unflushed_messages: u64,
     pub(crate) last_flush_ms: i64,
     pub(crate) pending_deletes: Vec<PendingDelete>,
+    /// Recovery point in the checkpoint file as last written by `checkpoint_recovery_point`.
+    pub(crate) checkpointed_recovery_point: Option<i64>,
 }
 
 pub struct PartitionLog {

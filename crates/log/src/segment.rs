@@ -303,6 +303,21 @@ impl Segment {
         if end - start > max_bytes && !min_one_batch {
             return Ok(SegmentRead::OverBudget);
         }
+        // Skip over whole batches known (from the index) to fit, instead of reading every header.
+        if let Some(entry) = self
+            .offset_index
+            .last_entry_within(start.saturating_add(max_bytes), max_offset)
+        {
+            if u64::from(entry.position) > end {
+                if let Some(header) = self.header_at(u64::from(entry.position), limit)? {
+                    let entry_end = u64::from(entry.position) + header.total_size() as u64;
+                    if entry_end - start <= max_bytes && header.base_offset < max_offset {
+                        end = entry_end;
+                        next_offset = header.next_offset();
+                    }
+                }
+            }
+        }
         let mut reached_end = true;
         while let Some(header) = self.header_at(end, limit)? {
             let next_end = end + header.total_size() as u64;

@@ -66,6 +66,23 @@ impl OffsetIndex {
         }
     }
 
+    /// The last entry whose batch starts at or before `position` and below `max_offset`: where a reader can
+    /// resume walking batch headers near the end of a byte budget instead of walking every batch before it.
+    pub(crate) fn last_entry_within(
+        &self,
+        position: u64,
+        max_offset: i64,
+    ) -> Option<OffsetPosition> {
+        let len = self.len();
+        let by_position = floor_search(len, position.min(i64::MAX as u64) as i64, |i| {
+            i64::from(self.decode(i).position)
+        });
+        let by_offset = floor_search(len, max_offset.saturating_sub(1), |i| self.decode(i).offset);
+        by_position
+            .zip(by_offset)
+            .map(|(a, b)| self.decode(a.min(b)))
+    }
+
     /// Adds an entry; offsets and positions must both grow, or the entry is refused.
     pub(crate) fn append(&self, offset: i64, position: u32) -> Result<()> {
         let rel = offset - self.base_offset;
