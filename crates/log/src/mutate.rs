@@ -52,7 +52,7 @@ impl PartitionLog {
             // A sealed segment becomes the active one again. Its index files must first shrink to the entries
             // that survived (reopening counts entries by file length), then it is reopened with writable,
             // preallocated indexes.
-            last.seal()?;
+            last.seal(true)?;
             let base = last.base_offset();
             drop(last);
             let reopened = Segment::open(&self.dir, base, Self::limits(&self.config()), true, now)?;
@@ -332,8 +332,10 @@ impl PartitionLog {
             return Err(LogError::Poisoned(self.dir.clone()));
         }
         let end = self.log_end_offset();
+        // Every segment with unsynced data, then the active one sealed for a clean reopen.
+        self.flush_to(end)?;
         if let Some(active) = self.view().active() {
-            active.seal()?;
+            active.seal(true)?;
         }
         self.sync.mark_durable(end);
         self.write_recovery_checkpoint(end, true)?;

@@ -339,7 +339,7 @@ fn open_segments(
                 segments.insert(base, Arc::new(reopened));
                 return Ok(segments);
             } else {
-                segment.seal()?;
+                segment.seal(true)?;
             }
         }
         segments.insert(base, Arc::new(segment));

@@ -349,11 +349,10 @@ impl PartitionLog {
     ) -> Result<Arc<Segment>> {
         let view = self.view();
         if let Some(old) = view.active() {
-            if let Err(e) = old.seal() {
+            if let Err(e) = old.seal(false) {
                 self.sync.mark_failed();
                 return Err(e);
             }
-            self.sync.mark_durable(old.next_offset());
         }
         let segment = Arc::new(Segment::create(
             &self.dir,
@@ -395,12 +394,21 @@ impl PartitionLog {
     /// Blocks until every offset below `offset` is on disk, sharing the sync with concurrent callers.
     pub fn flush_to(&self, offset: i64) -> Result<()> {
         let outcome = self.sync.wait_for(offset, || {
+            // Everything written before this point is covered by the syncs below: the active segment, and any
+            // segment rolled since the last sync (its data was not synced at the roll).
             let end = self.log_end_offset();
-            let active = self.view().active().cloned();
-            match active {
-                Some(segment) => segment.sync_data().map(|()| end),
-                None => Ok(end),
+            let durable = self.sync.durable_end();
+            let view = self.view();
+            let mut unsynced = view.segments.values().filter(|s| s.next_offset() > durable).peekable();
+            if unsynced.peek().is_none() {
+                if let Some(active) = view.active() {
+                    active.sync_data()?;
+                }
             }
+            for segment in unsynced {
+                segment.sync_data()?;
+            }
+            Ok(end)
         });
         match outcome {
             Ok(SyncOutcome::Durable) => Ok(()),

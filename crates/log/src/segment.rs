@@ -544,13 +544,16 @@ impl Segment {
     }
 
     /// Called when the segment stops being the active one (roll or close): a final time-index entry for the
-    /// largest timestamp, then indexes trimmed to their entries and everything synced.
-    pub(crate) fn seal(&self) -> Result<()> {
+    /// largest timestamp, then indexes trimmed to their entries and synced. The log data itself is synced only
+    /// with `sync_log` (close); after a roll the next flush syncs it, so a roll never stalls appends behind
+    /// an fsync of a whole segment.
+    pub(crate) fn seal(&self, sync_log: bool) -> Result<()> {
         if self.max_timestamp() != NO_TIMESTAMP && !self.time_index.is_full() {
-            self.time_index
-                .maybe_append(self.max_timestamp(), self.offset_of_max_timestamp())?;
+            self.time_index.maybe_append(self.max_timestamp(), self.offset_of_max_timestamp())?;
         }
-        self.log.sync_all().at(&self.log_path)?;
+        if sync_log {
+            self.log.sync_all().at(&self.log_path)?;
+        }
         self.offset_index.trim()?;
         self.time_index.trim()
     }

@@ -595,3 +595,17 @@ fn record_header_len_is_what_batches_start_with() {
     // Guards the constant the server relies on when it writes partition headers in front of slices.
     assert_eq!(BATCH_HEADER_LEN, 61);
 }
+
+#[test]
+fn rolling_does_not_count_as_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = manual_clock();
+    let log = open_with_clock(dir.path(), small_segments(), &clock);
+    for i in 0..60 {
+        log.append(tagged_batch(i, 1, T0, 200), CLIENT).unwrap();
+    }
+    assert!(log.segment_count() > 3);
+    assert_eq!(log.recovery_point(), 0, "rolled segments were not synced yet");
+    log.flush().unwrap();
+    assert_eq!(log.recovery_point(), 60);
+}
