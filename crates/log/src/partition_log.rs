@@ -399,7 +399,11 @@ impl PartitionLog {
             let end = self.log_end_offset();
             let durable = self.sync.durable_end();
             let view = self.view();
-            let mut unsynced = view.segments.values().filter(|s| s.next_offset() > durable).peekable();
+            let mut unsynced = view
+                .segments
+                .values()
+                .filter(|s| s.next_offset() > durable)
+                .peekable();
             if unsynced.peek().is_none() {
                 if let Some(active) = view.active() {
                     active.sync_data()?;

@@ -549,7 +549,8 @@ impl Segment {
     /// an fsync of a whole segment.
     pub(crate) fn seal(&self, sync_log: bool) -> Result<()> {
         if self.max_timestamp() != NO_TIMESTAMP && !self.time_index.is_full() {
-            self.time_index.maybe_append(self.max_timestamp(), self.offset_of_max_timestamp())?;
+            self.time_index
+                .maybe_append(self.max_timestamp(), self.offset_of_max_timestamp())?;
         }
         if sync_log {
             self.log.sync_all().at(&self.log_path)?;

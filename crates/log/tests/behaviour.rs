@@ -605,7 +605,11 @@ fn rolling_does_not_count_as_a_flush() {
         log.append(tagged_batch(i, 1, T0, 200), CLIENT).unwrap();
     }
     assert!(log.segment_count() > 3);
-    assert_eq!(log.recovery_point(), 0, "rolled segments were not synced yet");
+    assert_eq!(
+        log.recovery_point(),
+        0,
+        "rolled segments were not synced yet"
+    );
     log.flush().unwrap();
     assert_eq!(log.recovery_point(), 60);
 }

@@ -1,0 +1,98 @@
+//! Periodic work on every partition log, each on its own timer and off the async threads:
+//! - retention (`log.retention.check.interval.ms`): delete expired segments, unlink `.deleted` files;
+//! - flush (`log.flush.scheduler.interval.ms`): apply `flush.ms` to partitions that went quiet;
+//! - recovery-point checkpoints (every 60 s, Kafka's `log.flush.offset.checkpoint.interval.ms`).
+
+use super::Broker;
+use std::sync::Arc;
+use std::time::Duration;
+
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Starts the loops; they stop when `shutdown` flips to true.
+pub fn spawn(
+    broker: &Arc<Broker>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let retention = ms(broker.config.log_retention_check_interval_ms);
+    let flush = ms(broker.config.log_flush_scheduler_interval_ms);
+    vec![
+        every(
+            broker,
+            shutdown.clone(),
+            retention,
+            "retention",
+            enforce_retention,
+        ),
+        every(broker, shutdown.clone(), flush, "flush", flush_if_due),
+        every(
+            broker,
+            shutdown,
+            CHECKPOINT_INTERVAL,
+            "checkpoint",
+            checkpoint,
+        ),
+    ]
+}
+
+fn ms(v: i64) -> Duration {
+    Duration::from_millis(u64::try_from(v).unwrap_or(1).max(10))
+}
+
+fn every(
+    broker: &Arc<Broker>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    period: Duration,
+    name: &'static str,
+    pass: fn(&Broker),
+) -> tokio::task::JoinHandle<()> {
+    let broker = Arc::clone(broker);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let broker = Arc::clone(&broker);
+            if let Err(e) = tokio::task::spawn_blocking(move || pass(&broker)).await {
+                tracing::error!(task = name, error = %e, "maintenance pass panicked");
+            }
+        }
+    })
+}
+
+fn enforce_retention(broker: &Broker) {
+    for topic in broker.topics() {
+        for p in &topic.partitions {
+            if let Err(e) = p.log.enforce_retention() {
+                tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed");
+            }
+            if let Err(e) = p.log.delete_expired_files() {
+                tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "deleting expired files failed");
+            }
+        }
+    }
+}
+
+fn flush_if_due(broker: &Broker) {
+    for topic in broker.topics() {
+        for p in &topic.partitions {
+            if let Err(e) = p.log.flush_if_due() {
+                tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "scheduled flush failed");
+            }
+        }
+    }
+}
+
+fn checkpoint(broker: &Broker) {
+    for topic in broker.topics() {
+        for p in &topic.partitions {
+            if let Err(e) = p.log.checkpoint_recovery_point() {
+                tracing::debug!(topic = %topic.name, partition = p.index, error = %e, "recovery point checkpoint skipped");
+            }
+        }
+    }
+}

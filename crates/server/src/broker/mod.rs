@@ -1,0 +1,449 @@
+//! The broker's shared state: configuration, topics and their partition logs, cluster metadata.
+//!
+//! Handlers hold an `Arc<Broker>`. Reads (topic lookups) take a read lock for a map lookup only; changes to
+//! topics are serialised by the metadata mutex, persisted through [`MetadataStore`] before they become
+//! visible, and swap in new immutable [`Topic`] values.
+
+pub mod maintenance;
+pub mod metadata_store;
+pub mod topic;
+pub mod topic_name;
+
+use crate::config::broker::BrokerConfig;
+use crate::config::topic::{effective_config, validate_topic_config, TopicOverrides};
+use ferrite_log::file_names::partition_dir;
+use ferrite_log::{LogOptions, PartitionLog};
+use metadata_store::{ClusterMetadata, MetadataStore, StoreError, TopicRecord};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+pub use topic::{Partition, Topic};
+
+/// Why a topic operation failed; handlers map these to Kafka error codes.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("topic '{0}' already exists")]
+    AlreadyExists(String),
+    #[error("unknown topic '{0}'")]
+    UnknownTopic(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl From<StoreError> for TopicError {
+    fn from(e: StoreError) -> Self {
+        TopicError::Storage(e.to_string())
+    }
+}
+
+impl From<ferrite_log::LogError> for TopicError {
+    fn from(e: ferrite_log::LogError) -> Self {
+        TopicError::Storage(e.to_string())
+    }
+}
+
+/// Counters an operator (and the tests) can read.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Record bytes sent to sockets with sendfile(2).
+    pub fetch_sendfile_bytes: AtomicU64,
+    /// Record bytes copied through user space (none on plaintext connections).
+    pub fetch_copied_bytes: AtomicU64,
+    pub produce_requests: AtomicU64,
+    pub fetch_requests: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub data_dir: PathBuf,
+    pub metrics: Metrics,
+    store: Box<dyn MetadataStore>,
+    metadata: Mutex<ClusterMetadata>,
+    cluster_id: String,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Ticks after every append, waking long-polling fetches to look again.
+    produced: tokio::sync::watch::Sender<u64>,
+}
+
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
+
+impl Broker {
+    /// Loads metadata and opens every partition log (recovering any that were not closed cleanly).
+    pub fn open(config: BrokerConfig, store: Box<dyn MetadataStore>) -> Result<Broker, TopicError> {
+        let data_dir = config
+            .log_dirs
+            .first()
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| TopicError::Storage(format!("{}: {e}", data_dir.display())))?;
+        let metadata = match store.load()? {
+            Some(m) => m,
+            None => {
+                let fresh = ClusterMetadata {
+                    cluster_id: new_cluster_id(),
+                    next_producer_id: 1000,
+                    topics: BTreeMap::new(),
+                };
+                store.save(&fresh)?;
+                fresh
+            }
+        };
+        let mut topics = HashMap::new();
+        for record in metadata.topics.values() {
+            let topic = open_topic(&config, &data_dir, record)?;
+            topics.insert(record.name.clone(), Arc::new(topic));
+        }
+        let (produced, _) = tokio::sync::watch::channel(0);
+        Ok(Broker {
+            cluster_id: metadata.cluster_id.clone(),
+            config,
+            data_dir,
+            metrics: Metrics::default(),
+            store,
+            metadata: Mutex::new(metadata),
+            topics: RwLock::new(topics),
+            produced,
+        })
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|t| t.id == id)
+            .cloned()
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut all: Vec<_> = self
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.topic(topic)?.partition(index).cloned()
+    }
+
+    pub fn notify_produced(&self) {
+        self.produced.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn subscribe_produced(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.produced.subscribe()
+    }
+
+    fn lock_metadata(&self) -> std::sync::MutexGuard<'_, ClusterMetadata> {
+        self.metadata.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, topic: Topic) -> Arc<Topic> {
+        let topic = Arc::new(topic);
+        self.topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(topic.name.clone(), Arc::clone(&topic));
+        topic
+    }
+
+    /// Checks a CreateTopics request without creating anything.
+    pub fn validate_new_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        overrides: &TopicOverrides,
+    ) -> Result<(), TopicError> {
+        topic_name::validate_topic_name(name).map_err(TopicError::InvalidName)?;
+        if self.topic(name).is_some() {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
+            return Err(TopicError::InvalidPartitions(format!("number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, not {partitions}")));
+        }
+        if replication != 1 {
+            return Err(TopicError::InvalidReplicationFactor(format!(
+                "replication factor {replication} is larger than the 1 available broker"
+            )));
+        }
+        for (key, value) in overrides {
+            validate_topic_config(key, value)
+                .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+        }
+        effective_config(&self.config.topic_defaults, overrides)
+            .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Creates a topic: partition logs first, then the metadata record (so a crash in between leaves only
+    /// unreferenced directories, never a topic without its logs). `partitions`/`replication` of -1 mean the
+    /// broker defaults. Blocking: call from a blocking context.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        overrides: TopicOverrides,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let partitions = if partitions == -1 {
+            self.config.num_partitions
+        } else {
+            partitions
+        };
+        let replication = if replication == -1 {
+            self.config.default_replication_factor
+        } else {
+            replication
+        };
+        let mut metadata = self.lock_metadata();
+        self.validate_new_topic(name, partitions, replication, &overrides)?;
+        let record = TopicRecord {
+            name: name.to_string(),
+            id: uuid::Uuid::new_v4(),
+            partitions,
+            configs: overrides,
+        };
+        let topic = open_topic(&self.config, &self.data_dir, &record)?;
+        metadata.topics.insert(name.to_string(), record);
+        if let Err(e) = self.store.save(&metadata) {
+            metadata.topics.remove(name);
+            return Err(e.into());
+        }
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(self.publish(topic))
+    }
+
+    /// Auto-creation on Metadata requests (`auto.create.topics.enable`); `None` if disabled or invalid.
+    pub fn auto_create_topic(&self, name: &str) -> Option<Arc<Topic>> {
+        if !self.config.auto_create_topics_enable {
+            return None;
+        }
+        match self.create_topic(name, -1, -1, TopicOverrides::new()) {
+            Ok(topic) => Some(topic),
+            Err(TopicError::AlreadyExists(_)) => self.topic(name),
+            Err(e) => {
+                tracing::debug!(topic = name, error = %e, "not auto-creating topic");
+                None
+            }
+        }
+    }
+
+    /// Deletes a topic and its data.
+    pub fn delete_topic(&self, name: &str) -> Result<(), TopicError> {
+        let mut metadata = self.lock_metadata();
+        let removed = metadata
+            .topics
+            .remove(name)
+            .ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
+        if let Err(e) = self.store.save(&metadata) {
+            metadata.topics.insert(name.to_string(), removed);
+            return Err(e.into());
+        }
+        let topic = self
+            .topics
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        drop(metadata);
+        if let Some(topic) = topic {
+            for partition in &topic.partitions {
+                let dir = partition.log.dir().to_path_buf();
+                partition.log.close().ok();
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove deleted partition's directory");
+                }
+            }
+        }
+        self.notify_produced(); // long polls on the deleted topic answer now
+        tracing::info!(topic = name, "deleted topic");
+        Ok(())
+    }
+
+    /// Grows a topic to `total` partitions.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let mut metadata = self.lock_metadata();
+        let current = self
+            .topic(name)
+            .ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
+        let existing = current.partitions.len() as i32;
+        if total <= existing || total > MAX_PARTITIONS_PER_TOPIC {
+            return Err(TopicError::InvalidPartitions(format!(
+                "topic currently has {existing} partitions; {total} would not add any (or exceeds {MAX_PARTITIONS_PER_TOPIC})"
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut partitions = current.partitions.clone();
+        for index in existing..total {
+            partitions.push(Arc::new(open_partition(
+                &self.data_dir,
+                name,
+                index,
+                &current.effective.log,
+            )?));
+        }
+        if let Some(record) = metadata.topics.get_mut(name) {
+            record.partitions = total;
+        }
+        self.store.save(&metadata)?;
+        self.publish(Topic {
+            partitions,
+            ..clone_topic(&current)
+        });
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides and applies them live to its partition logs.
+    pub fn set_topic_overrides(
+        &self,
+        name: &str,
+        overrides: TopicOverrides,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let mut metadata = self.lock_metadata();
+        let current = self
+            .topic(name)
+            .ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
+        for (key, value) in &overrides {
+            validate_topic_config(key, value)
+                .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+        }
+        let effective = effective_config(&self.config.topic_defaults, &overrides)
+            .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+        if validate_only {
+            return Ok(());
+        }
+        if let Some(record) = metadata.topics.get_mut(name) {
+            record.configs = overrides.clone();
+        }
+        self.store.save(&metadata)?;
+        for partition in &current.partitions {
+            partition.log.update_config(effective.log.clone());
+        }
+        self.publish(Topic {
+            overrides,
+            effective,
+            ..clone_topic(&current)
+        });
+        Ok(())
+    }
+
+    /// Hands out a new producer id, persisted before it is returned so it is never reused after a restart.
+    pub fn allocate_producer_id(&self) -> Result<i64, TopicError> {
+        let mut metadata = self.lock_metadata();
+        let id = metadata.next_producer_id;
+        metadata.next_producer_id += 1;
+        self.store.save(&metadata)?;
+        Ok(id)
+    }
+
+    /// Flushes and closes every log so the next start need not recover them.
+    pub fn close(&self) {
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                if let Err(e) = partition.log.close() {
+                    tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "closing log failed");
+                }
+            }
+        }
+    }
+}
+
+fn clone_topic(t: &Topic) -> Topic {
+    Topic {
+        name: t.name.clone(),
+        id: t.id,
+        partitions: t.partitions.clone(),
+        overrides: t.overrides.clone(),
+        effective: t.effective.clone(),
+    }
+}
+
+fn open_topic(
+    config: &BrokerConfig,
+    data_dir: &std::path::Path,
+    record: &TopicRecord,
+) -> Result<Topic, TopicError> {
+    let effective = effective_config(&config.topic_defaults, &record.configs)
+        .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+    let partitions = (0..record.partitions)
+        .map(|index| open_partition(data_dir, &record.name, index, &effective.log).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Topic {
+        name: record.name.clone(),
+        id: record.id,
+        partitions,
+        overrides: record.configs.clone(),
+        effective,
+    })
+}
+
+fn open_partition(
+    data_dir: &std::path::Path,
+    topic: &str,
+    index: i32,
+    log_config: &ferrite_log::LogConfig,
+) -> Result<Partition, TopicError> {
+    let dir = partition_dir(data_dir, topic, index);
+    let log = PartitionLog::open(&dir, log_config.clone(), LogOptions::default())?;
+    Ok(Partition {
+        topic: topic.to_string(),
+        index,
+        log: Arc::new(log),
+        leader_epoch: 0,
+    })
+}
+
+/// A random 22-character base64url id, the form Kafka uses for cluster ids.
+fn new_cluster_id() -> String {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits: u128 = u128::from_be_bytes(bytes);
+    (0..22)
+        .map(|_| {
+            let c = ALPHABET[(bits & 63) as usize] as char;
+            bits >>= 6;
+            c
+        })
+        .collect()
+}

@@ -1,0 +1,172 @@
+//! Fetch (v4-17). Reads whole batches as file slices, which the connection sends with `sendfile(2)`.
+//!
+//! - Long poll: if fewer than `min_bytes` are ready, wait until a produce lands or `max_wait_ms` passes.
+//! - KIP-74: the first partition with data returns at least one whole batch, whatever the byte limits.
+//! - Sessions (KIP-227): the broker declines to create sessions (it answers session id 0), which tells
+//!   clients to keep sending full fetches; an unknown session id gets FETCH_SESSION_ID_NOT_FOUND.
+//! - `read_committed` stops at the last stable offset (the high watermark: there are no transactions yet) and
+//!   lists no aborted transactions.
+
+use super::util::{check_leader_epoch, decode};
+use super::Response;
+use crate::broker::{Broker, Topic};
+use ferrite_log::LogError;
+use ferrite_wire::error_code;
+use ferrite_wire::fetch_response::{
+    encode_fetch_response, FetchPartition, FetchResponseBody, FetchTopic, RecordData,
+};
+use ferrite_wire::request::RequestFrame;
+use kafka_protocol::messages::FetchRequest;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const READ_COMMITTED: i8 = 1;
+
+pub async fn handle(broker: Arc<Broker>, frame: RequestFrame) -> Response {
+    broker
+        .metrics
+        .fetch_requests
+        .fetch_add(1, Ordering::Relaxed);
+    let request: FetchRequest = match decode(&frame) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let version = frame.version();
+    if version >= 7 && request.session_id != 0 {
+        let body = FetchResponseBody {
+            error_code: error_code::FETCH_SESSION_ID_NOT_FOUND,
+            ..Default::default()
+        };
+        return Response::Chunks(encode_fetch_response(
+            version,
+            frame.correlation_id(),
+            &body,
+        ));
+    }
+    let deadline =
+        Instant::now() + Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
+    let min_bytes = u64::try_from(request.min_bytes).unwrap_or(0);
+    let mut produced = broker.subscribe_produced();
+    loop {
+        produced.borrow_and_update();
+        let (body, bytes, has_error) = read(&broker, &request, version);
+        let now = Instant::now();
+        if bytes >= min_bytes.max(1) || has_error || now >= deadline {
+            return Response::Chunks(encode_fetch_response(
+                version,
+                frame.correlation_id(),
+                &body,
+            ));
+        }
+        // Nothing yet: sleep until a produce lands anywhere, or the deadline.
+        if tokio::time::timeout(deadline - now, produced.changed())
+            .await
+            .is_err()
+        {
+            let (body, _, _) = read(&broker, &request, version);
+            return Response::Chunks(encode_fetch_response(
+                version,
+                frame.correlation_id(),
+                &body,
+            ));
+        }
+    }
+}
+
+/// One pass over the requested partitions: the response, its record bytes, and whether any partition failed.
+fn read(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchResponseBody, u64, bool) {
+    let mut remaining = u64::try_from(request.max_bytes).unwrap_or(0);
+    let mut total = 0u64;
+    let mut has_error = false;
+    let mut body = FetchResponseBody::default();
+    for wanted in &request.topics {
+        let topic = if version >= 13 {
+            broker.topic_by_id(wanted.topic_id)
+        } else {
+            broker.topic(&wanted.topic.0)
+        };
+        let mut out = FetchTopic {
+            name: topic
+                .as_ref()
+                .map_or_else(|| wanted.topic.0.to_string(), |t| t.name.clone()),
+            topic_id: wanted.topic_id.into_bytes(),
+            partitions: Vec::with_capacity(wanted.partitions.len()),
+        };
+        for p in &wanted.partitions {
+            let min_one = total == 0;
+            let part = read_partition(
+                topic.as_ref(),
+                p,
+                request.isolation_level,
+                remaining,
+                min_one,
+                version,
+            );
+            let bytes: u64 = part.records.iter().map(RecordData::len).sum();
+            has_error |= part.error_code != error_code::NONE;
+            total += bytes;
+            remaining = remaining.saturating_sub(bytes);
+            out.partitions.push(part);
+        }
+        body.topics.push(out);
+    }
+    (body, total, has_error)
+}
+
+fn read_partition(
+    topic: Option<&Arc<Topic>>,
+    wanted: &kafka_protocol::messages::fetch_request::FetchPartition,
+    isolation_level: i8,
+    response_budget: u64,
+    min_one: bool,
+    version: i16,
+) -> FetchPartition {
+    let mut out = FetchPartition {
+        partition_index: wanted.partition,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        preferred_read_replica: -1,
+        ..Default::default()
+    };
+    let unknown = if version >= 13 {
+        error_code::UNKNOWN_TOPIC_ID
+    } else {
+        error_code::UNKNOWN_TOPIC_OR_PARTITION
+    };
+    let Some(topic) = topic else {
+        out.error_code = unknown;
+        return out;
+    };
+    let Some(partition) = topic.partition(wanted.partition) else {
+        out.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION;
+        return out;
+    };
+    let high_watermark = partition.high_watermark();
+    out.high_watermark = high_watermark;
+    out.last_stable_offset = high_watermark;
+    out.log_start_offset = partition.log.log_start_offset();
+    out.error_code = check_leader_epoch(wanted.current_leader_epoch, partition.leader_epoch);
+    if out.error_code != error_code::NONE {
+        return out;
+    }
+    if isolation_level == READ_COMMITTED {
+        out.aborted_transactions = Some(Vec::new());
+    }
+    let budget = u64::try_from(wanted.partition_max_bytes)
+        .unwrap_or(0)
+        .min(response_budget);
+    match partition
+        .log
+        .read(wanted.fetch_offset, budget, high_watermark, min_one)
+    {
+        Ok(result) => out.records = result.slices.into_iter().map(RecordData::File).collect(),
+        Err(LogError::OffsetOutOfRange { .. }) => out.error_code = error_code::OFFSET_OUT_OF_RANGE,
+        Err(e) => {
+            tracing::error!(topic = %topic.name, partition = wanted.partition, error = %e, "fetch read failed");
+            out.error_code = super::util::log_error_code(&e);
+        }
+    }
+    out
+}

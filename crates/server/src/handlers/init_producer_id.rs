@@ -1,0 +1,32 @@
+//! InitProducerId (v0-5): a fresh producer id for idempotent producers. Transactional ids are refused until
+//! transactions are supported.
+
+use super::util::handle_with;
+use super::Response;
+use crate::broker::Broker;
+use ferrite_wire::error_code;
+use ferrite_wire::request::RequestFrame;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+
+pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+    handle_with(frame, |request: InitProducerIdRequest| {
+        let mut response = InitProducerIdResponse::default();
+        response.producer_id = ProducerId(-1);
+        response.producer_epoch = -1;
+        if request.transactional_id.is_some() {
+            response.error_code = error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+            return response;
+        }
+        match broker.allocate_producer_id() {
+            Ok(id) => {
+                response.producer_id = ProducerId(id);
+                response.producer_epoch = 0;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not allocate a producer id");
+                response.error_code = error_code::KAFKA_STORAGE_ERROR;
+            }
+        }
+        response
+    })
+}

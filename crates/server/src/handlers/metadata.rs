@@ -1,0 +1,147 @@
+//! Metadata (v0-13): brokers, topics, partitions, leaders; auto-creates requested topics when allowed.
+
+use super::util::{decode, respond, str_bytes, topic_name};
+use super::Response;
+use crate::broker::{topic_name::validate_topic_name, Broker, Topic};
+use ferrite_wire::error_code;
+use ferrite_wire::request::RequestFrame;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use std::sync::Arc;
+
+/// "Authorized operations not requested", Kafka's sentinel.
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+/// All topic operations allowed (no authorizer): READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
+/// ALTER_CONFIGS as a bit set over Kafka's AclOperation codes 3..=10.
+const ALL_TOPIC_OPERATIONS: i32 = 0b111_1111_1000;
+
+pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+    let request: MetadataRequest = match decode(frame) {
+        Ok(r) => r,
+        Err(close) => return close,
+    };
+    let version = frame.version();
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let wanted = match &request.topics {
+        None => None,
+        Some(list) if list.is_empty() && version == 0 => None,
+        Some(list) => Some(list),
+    };
+    let auto_create = version < 4 || request.allow_auto_topic_creation;
+    let topics = match wanted {
+        None => broker
+            .topics()
+            .iter()
+            .map(|t| topic_entry(broker, t, version))
+            .collect(),
+        Some(list) => list
+            .iter()
+            .map(|t| requested_topic(broker, t, auto_create, version))
+            .collect(),
+    };
+    let mut response = MetadataResponse::default();
+    response.brokers = vec![broker_entry(broker)];
+    if version >= 2 {
+        response.cluster_id = Some(str_bytes(broker.cluster_id()));
+    }
+    if version >= 1 {
+        response.controller_id = BrokerId(broker.node_id());
+    }
+    if (8..=10).contains(&version) {
+        response.cluster_authorized_operations = OPERATIONS_NOT_REQUESTED;
+    }
+    response.topics = topics;
+    if version >= 8 {
+        for t in &mut response.topics {
+            t.topic_authorized_operations = if request.include_topic_authorized_operations {
+                ALL_TOPIC_OPERATIONS
+            } else {
+                OPERATIONS_NOT_REQUESTED
+            };
+        }
+    }
+    respond(frame, &response)
+}
+
+fn broker_entry(broker: &Broker) -> MetadataResponseBroker {
+    let mut b = MetadataResponseBroker::default();
+    b.node_id = BrokerId(broker.node_id());
+    b.host = str_bytes(broker.config.advertised_host.clone());
+    b.port = i32::from(broker.config.advertised_port);
+    b
+}
+
+fn requested_topic(
+    broker: &Broker,
+    requested: &kafka_protocol::messages::metadata_request::MetadataRequestTopic,
+    auto_create: bool,
+    version: i16,
+) -> MetadataResponseTopic {
+    let Some(name) = requested.name.as_ref().map(|n| n.0.to_string()) else {
+        // By topic id (v10+).
+        return match broker.topic_by_id(requested.topic_id) {
+            Some(t) => topic_entry(broker, &t, version),
+            None => error_entry(None, requested.topic_id, error_code::UNKNOWN_TOPIC_ID),
+        };
+    };
+    if validate_topic_name(&name).is_err() {
+        return error_entry(
+            Some(&name),
+            uuid::Uuid::nil(),
+            error_code::INVALID_TOPIC_EXCEPTION,
+        );
+    }
+    let topic = broker.topic(&name).or_else(|| {
+        if auto_create {
+            broker.auto_create_topic(&name)
+        } else {
+            None
+        }
+    });
+    match topic {
+        Some(t) => topic_entry(broker, &t, version),
+        None => error_entry(
+            Some(&name),
+            uuid::Uuid::nil(),
+            error_code::UNKNOWN_TOPIC_OR_PARTITION,
+        ),
+    }
+}
+
+fn error_entry(name: Option<&str>, id: uuid::Uuid, error: i16) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.error_code = error;
+    t.name = name.map(topic_name);
+    t.topic_id = id;
+    t
+}
+
+fn topic_entry(broker: &Broker, topic: &Arc<Topic>, version: i16) -> MetadataResponseTopic {
+    let node = BrokerId(broker.node_id());
+    let mut t = MetadataResponseTopic::default();
+    t.name = Some(topic_name(&topic.name));
+    if version >= 10 {
+        t.topic_id = topic.id;
+    }
+    if version >= 1 {
+        t.is_internal = topic.is_internal();
+    }
+    t.partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut mp = MetadataResponsePartition::default();
+            mp.partition_index = p.index;
+            mp.leader_id = node;
+            if version >= 7 {
+                mp.leader_epoch = p.leader_epoch;
+            }
+            mp.replica_nodes = vec![node];
+            mp.isr_nodes = vec![node];
+            mp
+        })
+        .collect();
+    t
+}

@@ -1,0 +1,211 @@
+//! Produce (v0-12). Two phases: every partition is appended in request order when the request is read; in
+//! durable mode the response then waits (concurrently with later requests) for the group-committed fsync.
+//! acks=0 sends no response, and closes the connection on any error so the client notices (as Kafka does).
+
+use super::util::{decode, log_error_code, respond, topic_name};
+use super::{Dispatched, Response};
+use crate::broker::{Broker, Partition};
+use bytes::BytesMut;
+use ferrite_log::{AppendInfo, AppendOrigin, FlushPolicy, LogError};
+use ferrite_wire::error_code;
+use ferrite_wire::produce_v0;
+use ferrite_wire::request::RequestFrame;
+use ferrite_wire::response::{begin_response, finish_response};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// One partition's part of the request, after the append.
+struct PartitionOutcome {
+    topic: usize,
+    index: i32,
+    partition: Option<Arc<Partition>>,
+    result: Result<AppendInfo, i16>,
+}
+
+pub async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
+    broker
+        .metrics
+        .produce_requests
+        .fetch_add(1, Ordering::Relaxed);
+    if frame.version() <= 2 {
+        return Dispatched::Ready(legacy(&frame));
+    }
+    let request: ProduceRequest = match decode(&frame) {
+        Ok(r) => r,
+        Err(close) => return Dispatched::Ready(close),
+    };
+    let acks = request.acks;
+    let appended = {
+        let broker = Arc::clone(broker);
+        tokio::task::spawn_blocking(move || append_all(&broker, request)).await
+    };
+    let (topics, outcomes) = match appended {
+        Ok(x) => x,
+        Err(e) => {
+            return Dispatched::Ready(Response::Close(format!("produce append panicked: {e}")))
+        }
+    };
+    if acks == 0 {
+        broker.notify_produced();
+        let failed = outcomes.iter().find_map(|o| o.result.err());
+        return Dispatched::Ready(match failed {
+            Some(code) => Response::Close(format!("acks=0 produce failed with error {code}")),
+            None => Response::None,
+        });
+    }
+    let needs_sync = outcomes.iter().any(|o| o.result.is_ok() && is_durable(o));
+    if !needs_sync {
+        broker.notify_produced();
+        return Dispatched::Ready(respond(&frame, &build_response(&topics, &outcomes)));
+    }
+    let broker = Arc::clone(broker);
+    Dispatched::Deferred(Box::pin(async move {
+        let synced = tokio::task::spawn_blocking(move || wait_durable(outcomes)).await;
+        broker.notify_produced();
+        match synced {
+            Ok(outcomes) => respond(&frame, &build_response(&topics, &outcomes)),
+            Err(e) => Response::Close(format!("produce sync panicked: {e}")),
+        }
+    }))
+}
+
+fn is_durable(outcome: &PartitionOutcome) -> bool {
+    outcome
+        .partition
+        .as_ref()
+        .is_some_and(|p| p.log.config().flush == FlushPolicy::Durable)
+}
+
+/// Appends every partition's records, in request order. Returns topic names and per-partition outcomes.
+fn append_all(broker: &Broker, request: ProduceRequest) -> (Vec<String>, Vec<PartitionOutcome>) {
+    let invalid_acks = !matches!(request.acks, -1..=1);
+    let transactional = request.transactional_id.is_some();
+    let mut topics = Vec::with_capacity(request.topic_data.len());
+    let mut outcomes = Vec::new();
+    for (t, topic) in request.topic_data.into_iter().enumerate() {
+        let name = topic.name.0.to_string();
+        for data in topic.partition_data {
+            let partition = broker.partition(&name, data.index);
+            let result = if invalid_acks {
+                Err(error_code::INVALID_REQUIRED_ACKS)
+            } else if transactional {
+                // Transactions are not supported yet (no AddPartitionsToTxn is advertised).
+                Err(error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            } else {
+                match &partition {
+                    None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
+                    Some(p) => append_one(p, data.records),
+                }
+            };
+            outcomes.push(PartitionOutcome {
+                topic: t,
+                index: data.index,
+                partition,
+                result,
+            });
+        }
+        topics.push(name);
+    }
+    (topics, outcomes)
+}
+
+fn append_one(partition: &Partition, records: Option<bytes::Bytes>) -> Result<AppendInfo, i16> {
+    let Some(records) = records.filter(|r| !r.is_empty()) else {
+        return Err(error_code::INVALID_RECORD);
+    };
+    // The request frame is shared, so offsets are assigned in a private copy of the records.
+    let payload = BytesMut::from(&records[..]);
+    let origin = AppendOrigin::Client {
+        leader_epoch: partition.leader_epoch,
+    };
+    partition.log.append_unsynced(payload, origin).map_err(|e| {
+        if !matches!(e, LogError::Validation(_)) {
+            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "append failed");
+        }
+        log_error_code(&e)
+    })
+}
+
+/// Second phase in durable mode: one group-committed sync per partition.
+fn wait_durable(mut outcomes: Vec<PartitionOutcome>) -> Vec<PartitionOutcome> {
+    for outcome in &mut outcomes {
+        if let (Ok(info), Some(p)) = (&outcome.result, &outcome.partition) {
+            if p.log.config().flush == FlushPolicy::Durable {
+                if let Err(e) = p.log.flush_to(info.last_offset + 1) {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "durable flush failed");
+                    outcome.result = Err(log_error_code(&e));
+                }
+            }
+        }
+    }
+    outcomes
+}
+
+fn build_response(topics: &[String], outcomes: &[PartitionOutcome]) -> ProduceResponse {
+    let mut response = ProduceResponse::default();
+    response.responses = topics
+        .iter()
+        .enumerate()
+        .map(|(t, name)| {
+            let mut topic = TopicProduceResponse::default();
+            topic.name = topic_name(name);
+            topic.partition_responses = outcomes
+                .iter()
+                .filter(|o| o.topic == t)
+                .map(partition_response)
+                .collect();
+            topic
+        })
+        .collect();
+    response
+}
+
+fn partition_response(outcome: &PartitionOutcome) -> PartitionProduceResponse {
+    let mut r = PartitionProduceResponse::default();
+    r.index = outcome.index;
+    match outcome.result {
+        Ok(info) => {
+            r.base_offset = info.first_offset;
+            r.log_append_time_ms = info.log_append_time;
+            r.log_start_offset = info.log_start_offset;
+        }
+        Err(code) => {
+            r.error_code = code;
+            r.base_offset = -1;
+            r.log_append_time_ms = -1;
+            r.log_start_offset = outcome
+                .partition
+                .as_ref()
+                .map_or(-1, |p| p.log.log_start_offset());
+        }
+    }
+    r
+}
+
+/// Produce v0-2 carry magic 0/1 message sets, which Kafka 4 refuses: answer every partition with
+/// UNSUPPORTED_VERSION instead of dropping the connection.
+fn legacy(frame: &RequestFrame) -> Response {
+    let Some(request) = produce_v0::decode_request(frame.body.clone()) else {
+        return Response::Close(format!("malformed Produce v{} request", frame.version()));
+    };
+    if request.acks == 0 {
+        return Response::Close("acks=0 produce with an unsupported message format".into());
+    }
+    let mut buf = BytesMut::new();
+    begin_response(
+        &mut buf,
+        frame.api_key,
+        frame.version(),
+        frame.correlation_id(),
+    );
+    produce_v0::encode_error_response(
+        &mut buf,
+        frame.version(),
+        &request,
+        error_code::UNSUPPORTED_VERSION,
+    );
+    finish_response(&mut buf, 0);
+    Response::Frame(buf.freeze())
+}

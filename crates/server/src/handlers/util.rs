@@ -1,0 +1,95 @@
+//! Helpers shared by handlers: decoding bodies, encoding responses, mapping storage errors to Kafka codes.
+
+use super::Response;
+use ferrite_log::{LogError, ValidationError};
+use ferrite_wire::error_code;
+use ferrite_wire::request::RequestFrame;
+use ferrite_wire::response::encode_response;
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+/// Decodes the body; a malformed body closes the connection, as Kafka does.
+pub fn decode<T: Decodable>(frame: &RequestFrame) -> Result<T, Response> {
+    T::decode(&mut frame.body.clone(), frame.version()).map_err(|e| {
+        Response::Close(format!(
+            "malformed {:?} v{} request: {e}",
+            frame.api_key,
+            frame.version()
+        ))
+    })
+}
+
+pub fn respond<T: Encodable>(frame: &RequestFrame, body: &T) -> Response {
+    match encode_response(frame.api_key, frame.version(), frame.correlation_id(), body) {
+        Ok(bytes) => Response::Frame(bytes),
+        Err(e) => {
+            tracing::error!(error = %e, "response encoding failed");
+            Response::Close(e.to_string())
+        }
+    }
+}
+
+/// Decode, handle, encode: the whole of a simple handler.
+pub fn handle_with<Req: Decodable, Resp: Encodable>(
+    frame: &RequestFrame,
+    f: impl FnOnce(Req) -> Resp,
+) -> Response {
+    match decode::<Req>(frame) {
+        Ok(request) => respond(frame, &f(request)),
+        Err(close) => close,
+    }
+}
+
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// The Kafka error a client acts on for a storage failure.
+pub fn log_error_code(e: &LogError) -> i16 {
+    match e {
+        LogError::Validation(v) => validation_error_code(v),
+        LogError::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
+        LogError::Closed(_) => error_code::NOT_LEADER_OR_FOLLOWER,
+        LogError::Poisoned(_) | LogError::Io { .. } | LogError::CorruptFile { .. } => {
+            error_code::KAFKA_STORAGE_ERROR
+        }
+        LogError::InvalidArgument(_) => error_code::UNKNOWN_SERVER_ERROR,
+    }
+}
+
+pub fn validation_error_code(e: &ValidationError) -> i16 {
+    match e {
+        ValidationError::Corrupt { .. } => error_code::CORRUPT_MESSAGE,
+        ValidationError::TooLarge { .. } => error_code::MESSAGE_TOO_LARGE,
+        ValidationError::InvalidRecord { .. } => error_code::INVALID_RECORD,
+        ValidationError::InvalidTimestamp { .. } => error_code::INVALID_TIMESTAMP,
+    }
+}
+
+/// Kafka's leader-epoch fencing for a request carrying the client's view of the epoch (-1: no check).
+pub fn check_leader_epoch(requested: i32, current: i32) -> i16 {
+    if requested == -1 || requested == current {
+        error_code::NONE
+    } else if requested < current {
+        error_code::FENCED_LEADER_EPOCH
+    } else {
+        error_code::UNKNOWN_LEADER_EPOCH
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_epoch_fencing() {
+        assert_eq!(check_leader_epoch(-1, 5), error_code::NONE);
+        assert_eq!(check_leader_epoch(5, 5), error_code::NONE);
+        assert_eq!(check_leader_epoch(4, 5), error_code::FENCED_LEADER_EPOCH);
+        assert_eq!(check_leader_epoch(6, 5), error_code::UNKNOWN_LEADER_EPOCH);
+    }
+}

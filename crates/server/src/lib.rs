@@ -1,0 +1,13 @@
+//! `ferrite-server`: the broker.
+//!
+//! ```text
+//! main ──> config (file < env < flags) ──> Broker::open (metadata, partition logs, recovery)
+//!      ──> network::serve ──> connection ──> handlers::dispatch ──> broker / ferrite-log
+//!      ──> broker::maintenance (retention, flush.ms, checkpoints)
+//! ```
+
+pub mod broker;
+pub mod config;
+pub mod handlers;
+pub mod network;
+pub mod run;

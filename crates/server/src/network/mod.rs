@@ -1,0 +1,60 @@
+//! Sockets: the accept loop and one task pair per connection.
+//!
+//! ```text
+//! accept ──> connection: read loop ──(phase 1, in order)──> handlers::dispatch
+//!                          │ queue of pending responses (bounded: queued.max.requests)
+//!                          └──> write loop: awaits each in order, writes frames / sendfile slices
+//! ```
+
+mod connection;
+mod response_writer;
+
+use crate::broker::Broker;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+/// Accepts connections until `shutdown` turns true, then waits for every connection to finish what it has
+/// in flight.
+pub async fn serve(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(broker.config.max_connections.max(1)));
+    let mut connections = tokio::task::JoinSet::new();
+    let mut refused_logged = false;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            if !refused_logged {
+                tracing::warn!(%peer, max = broker.config.max_connections, "max.connections reached; refusing connections");
+                refused_logged = true;
+            }
+            drop(stream);
+            continue;
+        };
+        refused_logged = false;
+        let (broker, shutdown) = (Arc::clone(&broker), shutdown.clone());
+        connections.spawn(async move {
+            connection::run(broker, stream, peer, shutdown).await;
+            drop(permit);
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    tracing::info!(
+        open = connections.len(),
+        "stopped accepting; finishing in-flight requests"
+    );
+    while connections.join_next().await.is_some() {}
+}

@@ -1,0 +1,92 @@
+//! Start-up and shutdown of the whole broker.
+
+use crate::broker::metadata_store::FileMetadataStore;
+use crate::broker::{maintenance, Broker};
+use crate::config::broker::BrokerConfig;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// How long shutdown waits for in-flight requests (a fetch long poll is bounded by its max wait).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the broker until SIGTERM or SIGINT; returns once the logs are closed cleanly.
+pub async fn run(mut config: BrokerConfig) -> Result<(), String> {
+    let listener = TcpListener::bind(config.listener)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listener))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    if config.advertised_port == 0 {
+        config.advertised_port = bound.port();
+    }
+    let data_dir = config.log_dirs.first().cloned().unwrap_or_default();
+    let store = Box::new(FileMetadataStore::new(&data_dir));
+    let broker = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+        Broker::open(config, store).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let broker = Arc::new(broker);
+    println!(
+        "ferrite {} listening on {bound} (advertised {}:{}), data in {}",
+        env!("CARGO_PKG_VERSION"),
+        broker.config.advertised_host,
+        broker.config.advertised_port,
+        broker.data_dir.display()
+    );
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let tasks = maintenance::spawn(&broker, shutdown_rx.clone());
+    let server = tokio::spawn(crate::network::serve(
+        Arc::clone(&broker),
+        listener,
+        shutdown_rx,
+    ));
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    let _ = shutdown_tx.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
+        tracing::warn!(
+            "in-flight requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway"
+        );
+    }
+    for task in tasks {
+        task.abort();
+    }
+    let closing = Arc::clone(&broker);
+    tokio::task::spawn_blocking(move || closing.close())
+        .await
+        .map_err(|e| e.to_string())?;
+    let m = &broker.metrics;
+    tracing::info!(
+        sendfile_bytes = m
+            .fetch_sendfile_bytes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        copied_bytes = m
+            .fetch_copied_bytes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        produce_requests = m
+            .produce_requests
+            .load(std::sync::atomic::Ordering::Relaxed),
+        fetch_requests = m.fetch_requests.load(std::sync::atomic::Ordering::Relaxed),
+        "fetch path totals"
+    );
+    tracing::info!("logs closed cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+}
