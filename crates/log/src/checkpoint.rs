@@ -46,6 +46,15 @@ pub(crate) fn write(path: &Path, entries: &[Vec<i64>]) -> Result<()> {
 
 /// Reads the entries; `Ok(None)` if the file does not exist, an error if it is malformed.
 pub(crate) fn read(path: &Path, fields_per_entry: usize) -> Result<Option<Vec<Vec<i64>>>> {
+    read_entries(path, Some(fields_per_entry))
+}
+
+/// Like [`read`], for entries of varying length.
+pub(crate) fn read_variable(path: &Path) -> Result<Option<Vec<Vec<i64>>>> {
+    read_entries(path, None)
+}
+
+fn read_entries(path: &Path, fields_per_entry: Option<usize>) -> Result<Option<Vec<Vec<i64>>>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -76,7 +85,7 @@ pub(crate) fn read(path: &Path, fields_per_entry: usize) -> Result<Option<Vec<Ve
     for line in lines.by_ref().take(count) {
         let fields: Option<Vec<i64>> = line.split_whitespace().map(|f| f.parse().ok()).collect();
         match fields {
-            Some(f) if f.len() == fields_per_entry => entries.push(f),
+            Some(f) if fields_per_entry.is_none_or(|n| f.len() == n) => entries.push(f),
             _ => return Err(corrupt("malformed entry")),
         }
     }

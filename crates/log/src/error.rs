@@ -30,6 +30,9 @@ pub enum ValidationError {
 pub enum LogError {
     #[error(transparent)]
     Validation(#[from] ValidationError),
+    /// An idempotent batch out of sequence or from a fenced epoch.
+    #[error(transparent)]
+    Producer(#[from] crate::producer_state::ProducerError),
     /// The requested offset is below the log start offset or above the log end offset.
     #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {

@@ -9,6 +9,7 @@
 //!     recovery-point-offset-checkpoint  offset below which data is known flushed (+ clean-shutdown flag)
 //!     log-start-offset-checkpoint       first offset readers may see
 //!     leader-epoch-checkpoint           leader epoch -> first offset of that epoch
+//!     producer-state-snapshot           idempotent producers' last batches, as of an offset
 //!     *.deleted                         segment files waiting for file.delete.delay.ms before unlink
 //!     *.cleaned / *.swap                temporaries of a segment replacement (compaction)
 //!     *.tmp                             checkpoint being written
@@ -28,6 +29,7 @@ pub const TMP_SUFFIX: &str = ".tmp";
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
 pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+pub const PRODUCER_SNAPSHOT: &str = "producer-state-snapshot";
 
 /// Kafka's 20-digit zero-padded form, so that names sort in offset order.
 pub fn offset_file_stem(offset: i64) -> String {

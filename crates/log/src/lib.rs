@@ -29,6 +29,8 @@ mod index;
 mod mutate;
 mod open;
 mod partition_log;
+mod producer_snapshot;
+pub mod producer_state;
 pub mod retention;
 mod segment;
 
@@ -42,4 +44,5 @@ pub use open::RecoveryReport;
 pub use partition_log::{
     AppendInfo, AppendOrigin, LogOptions, PartitionLog, ReadResult, TimestampAndOffset,
 };
+pub use producer_state::{ProducerError, ProducerStates};
 pub use segment::SegmentRecovery;

@@ -74,6 +74,7 @@ impl PartitionLog {
             return self.truncate_fully_and_start_at(log_start);
         }
         self.after_truncation(new_end)?;
+        writer.producers = self.rebuild_producer_state()?;
         tracing::info!(dir = %self.dir.display(), offset, log_end_offset = new_end, bytes, "truncated log");
         Ok(())
     }
@@ -107,6 +108,8 @@ impl PartitionLog {
             self.write_epoch_checkpoint(&epochs)?;
         }
         self.write_recovery_checkpoint(offset, false)?;
+        writer.producers = crate::producer_state::ProducerStates::default();
+        self.write_producer_snapshot(&mut writer.producers)?;
         tracing::info!(dir = %self.dir.display(), offset, "truncated log fully");
         Ok(())
     }
@@ -338,6 +341,7 @@ impl PartitionLog {
             active.seal(true)?;
         }
         self.sync.mark_durable(end);
+        self.write_producer_snapshot(&mut writer.producers)?;
         self.write_recovery_checkpoint(end, true)?;
         self.delete_expired_files_locked(&mut writer, i64::MAX)?;
         writer.closed = true;

@@ -122,6 +122,8 @@ impl PartitionLog {
             // The checkpoint says records up to log_start were deleted, yet the log ends before it.
             log.truncate_fully_and_start_at(log_start_offset)?;
         }
+        let producers = log.rebuild_producer_state()?;
+        crate::partition_log::lock(&log.writer).producers = producers;
         report.duration = started.elapsed();
         if report.segments_recovered > 0
             || report.bytes_truncated > 0

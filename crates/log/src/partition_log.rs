@@ -48,6 +48,9 @@ pub struct AppendInfo {
     pub log_append_time: i64,
     pub log_start_offset: i64,
     pub record_count: u64,
+    /// The batch was a retry of one already in the log (idempotent producer): nothing was written and the
+    /// offsets are the original ones.
+    pub duplicate: bool,
 }
 
 /// Whole batches for a fetch, as file slices ready for `sendfile`.
@@ -122,6 +125,8 @@ pub(crate) struct WriterState {
     pub(crate) pending_deletes: Vec<PendingDelete>,
     /// Recovery point in the checkpoint file as last written by `checkpoint_recovery_point`.
     pub(crate) checkpointed_recovery_point: Option<i64>,
+    /// Idempotent producers' recent batches, checked and updated with every append.
+    pub(crate) producers: crate::producer_state::ProducerStates,
 }
 
 pub struct PartitionLog {
@@ -236,6 +241,11 @@ impl PartitionLog {
             AppendOrigin::Client { leader_epoch } => {
                 let summary =
                     batch::validate_payload(&payload, &ValidationRules::from_config(&config), now)?;
+                if let Some(duplicate) =
+                    self.check_idempotence(&writer, &payload, summary.batch_count)?
+                {
+                    return Ok(duplicate);
+                }
                 assign_offsets(
                     &mut payload,
                     leo,
@@ -252,6 +262,9 @@ impl PartitionLog {
         self.log_end_offset
             .store(plan.next_offset, Ordering::Release);
         self.update_epochs(&plan.batches)?;
+        for b in &plan.batches {
+            writer.producers.update(&b.header);
+        }
 
         writer.unflushed_messages += plan.record_count;
         if let FlushPolicy::Periodic {
@@ -275,7 +288,41 @@ impl PartitionLog {
             },
             log_start_offset: self.log_start_offset(),
             record_count: plan.record_count,
+            duplicate: false,
         })
+    }
+
+    /// Sequence checks for an idempotent batch; `Some` with the original offsets when it is a retry.
+    fn check_idempotence(
+        &self,
+        writer: &WriterState,
+        payload: &[u8],
+        batch_count: usize,
+    ) -> Result<Option<AppendInfo>> {
+        let Some((_, header)) = batch::batches(payload).find(|(_, h)| h.has_producer_id()) else {
+            return Ok(None);
+        };
+        if batch_count > 1 {
+            // As in Kafka: sequence numbers only make sense for one batch per partition per request.
+            let reason =
+                "an idempotent produce must carry exactly one batch per partition".to_string();
+            return Err(ValidationError::InvalidRecord {
+                position: 0,
+                reason,
+            }
+            .into());
+        }
+        match writer.producers.check(&header)? {
+            crate::producer_state::SequenceVerdict::Append => Ok(None),
+            crate::producer_state::SequenceVerdict::Duplicate(original) => Ok(Some(AppendInfo {
+                first_offset: original.first_offset,
+                last_offset: original.last_offset,
+                log_append_time: -1,
+                log_start_offset: self.log_start_offset(),
+                record_count: 0,
+                duplicate: true,
+            })),
+        }
     }
 
     /// Takes the writer lock for a change to the files, rewriting the recovery checkpoint as "not clean" on the
@@ -342,7 +389,7 @@ impl PartitionLog {
     /// Seals the active segment (sync + trimmed indexes) and starts a new one at `base_offset`.
     pub(crate) fn roll_locked(
         &self,
-        _writer: &mut WriterState,
+        writer: &mut WriterState,
         config: &LogConfig,
         base_offset: i64,
         now: i64,
@@ -354,6 +401,7 @@ impl PartitionLog {
                 return Err(e);
             }
         }
+        self.write_producer_snapshot(&mut writer.producers)?;
         let segment = Arc::new(Segment::create(
             &self.dir,
             base_offset,

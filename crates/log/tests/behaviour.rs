@@ -613,3 +613,112 @@ fn rolling_does_not_count_as_a_flush() {
     log.flush().unwrap();
     assert_eq!(log.recovery_point(), 60);
 }
+
+fn idempotent_batch(producer_id: i64, epoch: i16, first_seq: i32, count: usize) -> bytes::BytesMut {
+    use ferrite_log::batch_builder::{encode_batch, ProducerIdentity, RecordSpec};
+    let values: Vec<Vec<u8>> = (0..count)
+        .map(|i| format!("seq{}", first_seq as usize + i).into_bytes())
+        .collect();
+    let records: Vec<RecordSpec<'_>> = values
+        .iter()
+        .map(|v| RecordSpec {
+            key: None,
+            value: Some(v),
+            headers: vec![],
+            timestamp: T0,
+        })
+        .collect();
+    let mut out = bytes::BytesMut::new();
+    let producer = ProducerIdentity {
+        producer_id,
+        producer_epoch: epoch,
+        base_sequence: first_seq,
+    };
+    encode_batch(&mut out, &records, -1, Some(producer));
+    out
+}
+
+#[test]
+fn idempotent_retries_are_not_written_twice_and_state_survives_reopen_and_crash() {
+    use ferrite_log::ProducerError;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = manual_clock();
+    let log = open_with_clock(dir.path(), small_segments(), &clock);
+    let first = log.append(idempotent_batch(42, 0, 0, 3), CLIENT).unwrap();
+    let second = log.append(idempotent_batch(42, 0, 3, 2), CLIENT).unwrap();
+    assert_eq!((second.first_offset, second.last_offset), (3, 4));
+    // A retry of the first batch answers its original offsets without writing.
+    let retry = log.append(idempotent_batch(42, 0, 0, 3), CLIENT).unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(
+        (retry.first_offset, retry.last_offset),
+        (first.first_offset, first.last_offset)
+    );
+    assert_eq!(log.log_end_offset(), 5);
+    let gap = log.append(idempotent_batch(42, 0, 9, 1), CLIENT);
+    assert!(
+        matches!(
+            gap,
+            Err(LogError::Producer(ProducerError::OutOfOrderSequence { .. }))
+        ),
+        "{gap:?}"
+    );
+    let unknown = log.append(idempotent_batch(77, 0, 5, 1), CLIENT);
+    assert!(
+        matches!(
+            unknown,
+            Err(LogError::Producer(ProducerError::UnknownProducerId { .. }))
+        ),
+        "{unknown:?}"
+    );
+    log.append(idempotent_batch(42, 1, 0, 1), CLIENT).unwrap();
+    let fenced = log.append(idempotent_batch(42, 0, 5, 1), CLIENT);
+    assert!(
+        matches!(
+            fenced,
+            Err(LogError::Producer(
+                ProducerError::InvalidProducerEpoch { .. }
+            ))
+        ),
+        "{fenced:?}"
+    );
+    // Many more batches, rolling segments (each roll snapshots), then a clean close.
+    for seq in 1..100 {
+        log.append(idempotent_batch(42, 1, seq, 1), CLIENT).unwrap();
+    }
+    assert!(log.segment_count() > 1);
+    log.close().unwrap();
+    drop(log);
+    let log = open_with_clock(dir.path(), small_segments(), &clock);
+    assert!(
+        log.append(idempotent_batch(42, 1, 99, 1), CLIENT)
+            .unwrap()
+            .duplicate,
+        "remembered across a clean reopen"
+    );
+    log.append(idempotent_batch(42, 1, 100, 1), CLIENT).unwrap();
+    drop(log); // crash: the last snapshot is older than the log end; replay fills the gap
+    let log = open_with_clock(dir.path(), small_segments(), &clock);
+    assert!(
+        log.append(idempotent_batch(42, 1, 100, 1), CLIENT)
+            .unwrap()
+            .duplicate,
+        "remembered after a crash"
+    );
+    assert!(
+        log.append(idempotent_batch(42, 1, 102, 1), CLIENT).is_err(),
+        "sequence 101 is next"
+    );
+    // Truncating the last batch away makes its sequence expected again.
+    let end = log.log_end_offset();
+    log.truncate_to(end - 1).unwrap();
+    let again = log.append(idempotent_batch(42, 1, 100, 1), CLIENT).unwrap();
+    assert!(!again.duplicate);
+    // Two batches in one request cannot be idempotent.
+    let mut two = idempotent_batch(42, 1, 101, 1);
+    two.extend_from_slice(&idempotent_batch(42, 1, 102, 1));
+    assert!(matches!(
+        log.append(two, CLIENT),
+        Err(LogError::Validation(ValidationError::InvalidRecord { .. }))
+    ));
+}

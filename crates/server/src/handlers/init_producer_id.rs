@@ -13,9 +13,17 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
         let mut response = InitProducerIdResponse::default();
         response.producer_id = ProducerId(-1);
         response.producer_epoch = -1;
-        if request.transactional_id.is_some() {
-            response.error_code = error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
-            return response;
+        match request.transactional_id.as_ref().map(|id| id.as_str()) {
+            None => {}
+            // As in Kafka's transaction coordinator: an empty id is a malformed request.
+            Some("") => {
+                response.error_code = error_code::INVALID_REQUEST;
+                return response;
+            }
+            Some(_) => {
+                response.error_code = error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+                return response;
+            }
         }
         match broker.allocate_producer_id() {
             Ok(id) => {

@@ -23,6 +23,9 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 mod util;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use crate::broker::Broker;
 use bytes::Bytes;
 use ferrite_wire::fetch_response::Chunk;

@@ -121,7 +121,7 @@ fn append_one(partition: &Partition, records: Option<bytes::Bytes>) -> Result<Ap
         leader_epoch: partition.leader_epoch,
     };
     partition.log.append_unsynced(payload, origin).map_err(|e| {
-        if !matches!(e, LogError::Validation(_)) {
+        if !matches!(e, LogError::Validation(_) | LogError::Producer(_)) {
             tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "append failed");
         }
         log_error_code(&e)

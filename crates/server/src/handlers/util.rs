@@ -52,12 +52,25 @@ pub fn str_bytes(s: impl Into<String>) -> StrBytes {
 pub fn log_error_code(e: &LogError) -> i16 {
     match e {
         LogError::Validation(v) => validation_error_code(v),
+        LogError::Producer(p) => producer_error_code(p),
         LogError::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
         LogError::Closed(_) => error_code::NOT_LEADER_OR_FOLLOWER,
         LogError::Poisoned(_) | LogError::Io { .. } | LogError::CorruptFile { .. } => {
             error_code::KAFKA_STORAGE_ERROR
         }
         LogError::InvalidArgument(_) => error_code::UNKNOWN_SERVER_ERROR,
+    }
+}
+
+pub fn producer_error_code(e: &ferrite_log::ProducerError) -> i16 {
+    match e {
+        ferrite_log::ProducerError::OutOfOrderSequence { .. } => {
+            error_code::OUT_OF_ORDER_SEQUENCE_NUMBER
+        }
+        ferrite_log::ProducerError::InvalidProducerEpoch { .. } => {
+            error_code::INVALID_PRODUCER_EPOCH
+        }
+        ferrite_log::ProducerError::UnknownProducerId { .. } => error_code::UNKNOWN_PRODUCER_ID,
     }
 }
 

@@ -1,0 +1,292 @@
+//! Protocol-level behaviour through a raw client (kafka-protocol encoding over a TCP socket), for what client
+//! libraries cannot easily provoke: retried idempotent batches, acks=0, pipelining, hostile frames.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use common::{topic, Broker};
+use ferrite_log::batch_builder::{encode_batch, ProducerIdentity, RecordSpec};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, InitProducerIdRequest,
+    InitProducerIdResponse, MetadataRequest, ProduceRequest, ProduceResponse, RequestHeader,
+    TopicName,
+};
+use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, Encodable, StrBytes};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+struct Raw {
+    stream: TcpStream,
+    next_id: i32,
+}
+
+impl Raw {
+    fn connect(broker: &Broker) -> Raw {
+        let stream = TcpStream::connect(&broker.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Raw { stream, next_id: 1 }
+    }
+
+    /// Sends a request; returns its correlation id.
+    fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) -> i32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut header = RequestHeader::default();
+        header.request_api_key = key as i16;
+        header.request_api_version = version;
+        header.correlation_id = id;
+        header.client_id = Some(StrBytes::from_static_str("raw-test"));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        encode_request_header_into_buffer(&mut buf, &header).unwrap();
+        body.encode(&mut buf, version).unwrap();
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&buf).unwrap();
+        id
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// Reads one response frame: (correlation id, rest of the frame after the correlation id).
+    fn receive(&mut self) -> std::io::Result<(i32, Bytes)> {
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size)?;
+        let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut frame)?;
+        let mut frame = Bytes::from(frame);
+        let id = frame.get_i32();
+        Ok((id, frame))
+    }
+
+    /// Sends and decodes the response body (`skip_tag` for flexible responses' header tagged-field byte).
+    fn call<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: &Req,
+    ) -> Resp {
+        let id = self.send(key, version, body);
+        let (got, mut frame) = self.receive().unwrap();
+        assert_eq!(got, id);
+        if key.response_header_version(version) >= 1 {
+            frame.advance(1);
+        }
+        Resp::decode(&mut frame, version).unwrap()
+    }
+}
+
+fn create(raw: &mut Raw, name: &str) {
+    let mut t = CreatableTopic::default();
+    t.name = TopicName(StrBytes::from_string(name.to_string()));
+    t.num_partitions = 1;
+    t.replication_factor = 1;
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 5000;
+    let _: kafka_protocol::messages::CreateTopicsResponse = raw.call(ApiKey::CreateTopics, 7, &req);
+}
+
+fn produce_request(topic: &str, acks: i16, records: Bytes) -> ProduceRequest {
+    let mut p = PartitionProduceData::default();
+    p.index = 0;
+    p.records = Some(records);
+    let mut t = TopicProduceData::default();
+    t.name = TopicName(StrBytes::from_string(topic.to_string()));
+    t.partition_data = vec![p];
+    let mut req = ProduceRequest::default();
+    req.acks = acks;
+    req.timeout_ms = 5000;
+    req.topic_data = vec![t];
+    req
+}
+
+fn batch(producer: Option<ProducerIdentity>, value: &str) -> Bytes {
+    let now = ferrite_log::Clock::now_ms(&ferrite_log::SystemClock);
+    let records = [RecordSpec {
+        key: Some(b"k"),
+        value: Some(value.as_bytes()),
+        headers: vec![],
+        timestamp: now,
+    }];
+    let mut out = BytesMut::new();
+    encode_batch(&mut out, &records, -1, producer);
+    out.freeze()
+}
+
+fn produce(raw: &mut Raw, topic: &str, records: Bytes) -> (i16, i64) {
+    let response: ProduceResponse =
+        raw.call(ApiKey::Produce, 9, &produce_request(topic, -1, records));
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+#[test]
+fn idempotent_retries_are_deduplicated_across_kill9() {
+    let mut broker = Broker::start(&[]);
+    let t = topic("idem");
+    let mut raw = Raw::connect(&broker);
+    create(&mut raw, &t);
+    let mut init_request = InitProducerIdRequest::default();
+    init_request.transactional_id = None; // an idempotent, non-transactional producer
+    init_request.producer_id = kafka_protocol::messages::ProducerId(-1);
+    init_request.producer_epoch = -1;
+    let init: InitProducerIdResponse = raw.call(ApiKey::InitProducerId, 4, &init_request);
+    assert_eq!(init.error_code, 0);
+    let identity = |seq| {
+        Some(ProducerIdentity {
+            producer_id: init.producer_id.0,
+            producer_epoch: init.producer_epoch,
+            base_sequence: seq,
+        })
+    };
+    assert_eq!(produce(&mut raw, &t, batch(identity(0), "a")), (0, 0));
+    assert_eq!(produce(&mut raw, &t, batch(identity(1), "b")), (0, 1));
+    assert_eq!(
+        produce(&mut raw, &t, batch(identity(0), "a")),
+        (0, 0),
+        "retry answers the original offset"
+    );
+    assert_eq!(
+        produce(&mut raw, &t, batch(identity(5), "x")).0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    broker.kill9();
+    broker.restart();
+    let mut raw = Raw::connect(&broker);
+    assert_eq!(
+        produce(&mut raw, &t, batch(identity(1), "b")),
+        (0, 1),
+        "still a duplicate after kill -9"
+    );
+    assert_eq!(produce(&mut raw, &t, batch(identity(2), "c")), (0, 2));
+    let stale = Some(ProducerIdentity {
+        producer_id: init.producer_id.0,
+        producer_epoch: init.producer_epoch - 1,
+        base_sequence: 3,
+    });
+    assert_eq!(
+        produce(&mut raw, &t, batch(stale, "d")).0,
+        47,
+        "INVALID_PRODUCER_EPOCH"
+    );
+}
+
+#[test]
+fn acks_zero_gets_no_response_and_pipelined_responses_keep_order() {
+    let broker = Broker::start(&[]);
+    let t = topic("pipeline");
+    let mut raw = Raw::connect(&broker);
+    create(&mut raw, &t);
+    // Many requests written back to back before reading anything.
+    let mut expected = vec![];
+    for i in 0..30 {
+        if i % 3 == 0 {
+            raw.send(
+                ApiKey::Produce,
+                9,
+                &produce_request(&t, 0, batch(None, "fire and forget")),
+            );
+        } else if i % 3 == 1 {
+            expected.push(raw.send(
+                ApiKey::Produce,
+                9,
+                &produce_request(&t, 1, batch(None, "acked")),
+            ));
+        } else {
+            expected.push(raw.send(ApiKey::Metadata, 12, &MetadataRequest::default()));
+        }
+    }
+    let got: Vec<i32> = expected.iter().map(|_| raw.receive().unwrap().0).collect();
+    assert_eq!(
+        got, expected,
+        "only acked requests answer, in request order"
+    );
+}
+
+#[test]
+fn api_versions_fallback_and_v0_header() {
+    let broker = Broker::start(&[]);
+    let mut raw = Raw::connect(&broker);
+    // v3 response: header v0 (no tagged-field byte), body decodes at v3.
+    let id = raw.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let (got, mut body) = raw.receive().unwrap();
+    assert_eq!(got, id);
+    let response = ApiVersionsResponse::decode(&mut body, 3).unwrap();
+    assert_eq!(response.error_code, 0);
+    assert!(response
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::Fetch as i16 && k.min_version == 4 && k.max_version == 17));
+    assert!(
+        !body.has_remaining(),
+        "no stray bytes: default tagged fields are omitted"
+    );
+    // An unknown future version: a v0 body with UNSUPPORTED_VERSION and the ranges.
+    // Written by hand: a future version no library can encode. Header v2: key, version, id, client id, tags.
+    let mut frame = BytesMut::new();
+    frame.put_i16(ApiKey::ApiVersions as i16);
+    frame.put_i16(42);
+    frame.put_i32(777);
+    frame.put_i16(3);
+    frame.put_slice(b"raw");
+    frame.put_u8(0);
+    frame.put_slice(&[9, 9, 9]); // a body in a format from the future
+    let mut sized = BytesMut::new();
+    sized.put_i32(frame.len() as i32);
+    sized.extend_from_slice(&frame);
+    raw.send_raw(&sized);
+    let (got, mut body) = raw.receive().unwrap();
+    assert_eq!(got, 777);
+    let response = ApiVersionsResponse::decode(&mut body, 0).unwrap();
+    assert_eq!(response.error_code, 35);
+    assert!(!response.api_keys.is_empty());
+}
+
+#[test]
+fn hostile_frames_close_only_their_connection() {
+    let broker = Broker::start(&[("socket.request.max.bytes", "1048576")]);
+    let mut healthy = Raw::connect(&broker);
+    let check = |raw: &mut Raw| {
+        let r: ApiVersionsResponse =
+            raw.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+        assert_eq!(r.error_code, 0);
+    };
+    check(&mut healthy);
+    let hostile: Vec<Vec<u8>> = vec![
+        vec![0x7f, 0xff, 0xff, 0xff],                          // 2 GiB frame
+        vec![0xff, 0xff, 0xff, 0xfe],                          // negative size
+        vec![0, 0, 0, 8, 0x7f, 0x7f, 0, 0, 0, 0, 0, 1],        // unknown API key
+        vec![0, 0, 0, 8, 0, 3, 0, 99, 0, 0, 0, 1],             // Metadata v99
+        vec![0, 0, 0, 10, 0, 3, 0, 1, 0, 0, 0, 1, 0x7f, 0xff], // client id longer than the frame
+        [
+            vec![0, 0, 0, 20, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0],
+            vec![0xff; 12],
+        ]
+        .concat(), // garbage produce body
+        vec![0, 0, 0, 1, 9],                                   // frame too short for a header
+    ];
+    for bytes in &hostile {
+        let mut raw = Raw::connect(&broker);
+        raw.send_raw(bytes);
+        let outcome = raw.receive();
+        assert!(
+            outcome.is_err(),
+            "{bytes:?} should close the connection, got {outcome:?}"
+        );
+        check(&mut healthy);
+    }
+    assert!(
+        broker.log().contains("closing connection"),
+        "each closed connection is logged"
+    );
+}
