@@ -55,13 +55,14 @@ pub const NO_PRODUCER_ID: i64 = -1;
 pub const NO_TIMESTAMP: i64 = -1;
 
 /// The codec named by the attributes' low bits.
+/// The codec named by the attributes' low bits (the discriminants are the attribute values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
+    None = 0,
+    Gzip = 1,
+    Snappy = 2,
+    Lz4 = 3,
+    Zstd = 4,
 }
 
 impl Compression {
@@ -288,11 +289,9 @@ pub struct PayloadSummary {
 }
 
 /// Validates a produce payload (one or more batches) before anything is written: framing, magic, CRC,
-/// record count against the last offset delta, size against `max.message.bytes`, timestamps.
-///
-/// Uncompressed batches are also walked record by record (framing, offset deltas, per-record timestamps).
-/// Compressed batches are checked at batch level here; record-level checks of their contents need the
-/// decompressed bytes, which [`validate_records`] accepts.
+/// record count against the last offset delta, size against `max.message.bytes`, timestamps. Every batch is
+/// also walked record by record (framing, offset deltas, per-record timestamps), compressed ones after
+/// decompression.
 pub fn validate_payload(
     payload: &[u8],
     rules: &ValidationRules,
@@ -333,10 +332,11 @@ pub fn validate_payload(
         })?;
         validate_batch_header(&header, position, rules, now_ms)?;
         let batch = &rest[..header.total_size()];
-        if header.compression() == Some(Compression::None) {
-            validate_records(&header, &batch[BATCH_HEADER_LEN..], rules, now_ms)
-                .map_err(|reason| ValidationError::InvalidRecord { position, reason })?;
-        }
+        let records = records_of(&header, batch).map_err(|e| ValidationError::Corrupt {
+            position,
+            reason: codec_reason(&e),
+        })?;
+        validate_records(&header, &records, rules, now_ms, position)?;
         summary.batch_count += 1;
         summary.record_count += header.records_count as u64;
         summary.offset_count += header.last_offset_delta as u64 + 1;
@@ -503,15 +503,18 @@ pub fn walk_records(
 }
 
 /// Record-level validation of a produce batch: offset deltas must run 0, 1, 2, … and every record's
-/// timestamp must be inside the allowed window. `records` is the batch body, decompressed if need be.
+/// timestamp must be inside the allowed window. `records` is the batch body, decompressed if need be;
+/// `position` is the batch's place in the payload, for the error.
 pub fn validate_records(
     header: &BatchHeader,
     records: &[u8],
     rules: &ValidationRules,
     now_ms: i64,
-) -> Result<(), String> {
+    position: usize,
+) -> Result<(), ValidationError> {
     let mut expected_delta = 0;
-    walk_records(header, records, |meta| {
+    let mut bad_timestamp = None;
+    let walked = walk_records(header, records, |meta| {
         if meta.offset_delta != expected_delta {
             return Err(format!(
                 "record offset delta {} where {expected_delta} was expected",
@@ -519,10 +522,79 @@ pub fn validate_records(
             ));
         }
         expected_delta += 1;
-        rules
-            .check_timestamp(meta.timestamp, now_ms)
-            .map_err(|e| e.to_string())
-    })
+        rules.check_timestamp(meta.timestamp, now_ms).map_err(|e| {
+            bad_timestamp = Some(e);
+            "timestamp out of range".to_string()
+        })
+    });
+    match (walked, bad_timestamp) {
+        (Ok(()), _) => Ok(()),
+        (Err(_), Some(timestamp_error)) => Err(timestamp_error),
+        (Err(reason), None) => Err(ValidationError::InvalidRecord { position, reason }),
+    }
+}
+
+/// The record bytes of a batch: borrowed when uncompressed, decompressed (bounded) otherwise.
+pub fn records_of<'a>(
+    header: &BatchHeader,
+    batch: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, crate::compression::CodecError> {
+    let body = &batch[BATCH_HEADER_LEN.min(batch.len())..];
+    match header.compression() {
+        Some(Compression::None) | None => Ok(std::borrow::Cow::Borrowed(body)),
+        Some(codec) => {
+            crate::compression::decompress(codec, body, crate::compression::MAX_DECOMPRESSED_BYTES)
+                .map(std::borrow::Cow::Owned)
+        }
+    }
+}
+
+/// Static text for a codec failure (validation errors carry `&'static str` reasons).
+fn codec_reason(e: &crate::compression::CodecError) -> &'static str {
+    match e {
+        crate::compression::CodecError::Corrupt { .. } => "records do not decompress",
+        crate::compression::CodecError::TooLarge { .. } => {
+            "records decompress beyond the size limit"
+        }
+    }
+}
+
+/// Rewrites every batch of a validated payload with its records compressed by `target` (a topic's
+/// `compression.type`), leaving batches already in that codec untouched. Only the compressed body and the
+/// header fields that describe it (attributes, length, CRC) change; records are not re-encoded.
+pub fn recompress_payload(
+    payload: &[u8],
+    target: Compression,
+) -> Result<bytes::BytesMut, ValidationError> {
+    let mut out = bytes::BytesMut::with_capacity(payload.len());
+    for (position, header) in batches(payload) {
+        let batch = &payload[position..position + header.total_size()];
+        if header.compression() == Some(target) {
+            out.extend_from_slice(batch);
+            continue;
+        }
+        let records = records_of(&header, batch).map_err(|e| ValidationError::Corrupt {
+            position,
+            reason: codec_reason(&e),
+        })?;
+        let body = crate::compression::compress(target, &records).map_err(|_| {
+            ValidationError::Corrupt {
+                position,
+                reason: "records could not be recompressed",
+            }
+        })?;
+        let start = out.len();
+        out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
+        out.extend_from_slice(&body);
+        let new = &mut out[start..];
+        let attributes = (header.attributes & !COMPRESSION_MASK) | target as i16;
+        new[ATTRIBUTES_POS..ATTRIBUTES_POS + 2].copy_from_slice(&attributes.to_be_bytes());
+        let length = (BATCH_HEADER_LEN - LOG_OVERHEAD + body.len()) as i32;
+        new[BATCH_LENGTH_POS..BATCH_LENGTH_POS + 4].copy_from_slice(&length.to_be_bytes());
+        let crc = compute_crc(new);
+        new[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+    Ok(out)
 }
 
 /// Iterates over the batches of a buffer that is known to be well framed (for example a validated payload).

@@ -114,3 +114,18 @@ pub fn simple_batch(count: usize, value_size: usize, timestamp: i64) -> BytesMut
     encode_batch(&mut out, &records, -1, None);
     out
 }
+
+/// One batch of `count` records compressed with `codec` (built uncompressed, then recompressed the way the
+/// broker does for a topic's `compression.type`).
+pub fn compressed_batch(
+    count: usize,
+    value_size: usize,
+    timestamp: i64,
+    codec: crate::batch::Compression,
+) -> BytesMut {
+    let plain = simple_batch(count, value_size, timestamp);
+    match crate::batch::recompress_payload(&plain, codec) {
+        Ok(packed) => packed,
+        Err(e) => unreachable!("a freshly built batch always recompresses: {e}"),
+    }
+}

@@ -19,6 +19,7 @@ pub mod batch;
 pub mod batch_builder;
 mod checkpoint;
 mod clock;
+pub mod compression;
 mod config;
 mod epoch_cache;
 mod error;

@@ -13,7 +13,7 @@
 
 use crate::batch::{
     self, check_frame, set_base_offset, set_log_append_time, set_partition_leader_epoch,
-    BatchHeader, Compression, ValidationRules, BATCH_HEADER_LEN,
+    BatchHeader, ValidationRules,
 };
 use crate::checkpoint;
 use crate::clock::{Clock, SystemClock};
@@ -637,9 +637,8 @@ impl PartitionLog {
     }
 }
 
-/// The record at or after `timestamp` inside one batch. Uncompressed batches are walked to the exact record;
-/// for compressed ones (whose records this crate does not decompress) the batch's first offset is returned,
-/// which makes a consumer seeking by time start at most one batch early.
+/// The record at or after `timestamp` inside one batch (decompressed if need be); the batch's first offset
+/// if its records cannot be read.
 fn first_record_at_or_after(
     header: &BatchHeader,
     batch: &[u8],
@@ -651,11 +650,11 @@ fn first_record_at_or_after(
         offset: header.base_offset.max(min_offset),
         leader_epoch: header.partition_leader_epoch,
     };
-    if header.compression() != Some(Compression::None) || batch.len() < BATCH_HEADER_LEN {
+    let Ok(records) = batch::records_of(header, batch) else {
         return batch_answer;
-    }
+    };
     let mut found = None;
-    let _ = batch::walk_records(header, &batch[BATCH_HEADER_LEN..], |meta| {
+    let _ = batch::walk_records(header, &records, |meta| {
         let offset = header.base_offset + i64::from(meta.offset_delta);
         if found.is_none() && meta.timestamp >= timestamp && offset >= min_offset {
             found = Some(TimestampAndOffset {
@@ -669,18 +668,18 @@ fn first_record_at_or_after(
     found.unwrap_or(batch_answer)
 }
 
-/// The record with the largest timestamp among those at or after `min_offset` (first one on ties). Compressed
-/// batches answer with the batch maximum at the first offset at or after `min_offset`.
+/// The record with the largest timestamp among those at or after `min_offset` (first one on ties).
 fn max_record(header: &BatchHeader, batch: &[u8], min_offset: i64) -> Option<TimestampAndOffset> {
-    if header.compression() != Some(Compression::None) || batch.len() < BATCH_HEADER_LEN {
-        return Some(TimestampAndOffset {
-            timestamp: header.max_timestamp,
-            offset: header.base_offset.max(min_offset),
-            leader_epoch: header.partition_leader_epoch,
-        });
-    }
+    let fallback = TimestampAndOffset {
+        timestamp: header.max_timestamp,
+        offset: header.base_offset.max(min_offset),
+        leader_epoch: header.partition_leader_epoch,
+    };
+    let Ok(records) = batch::records_of(header, batch) else {
+        return Some(fallback);
+    };
     let mut best: Option<TimestampAndOffset> = None;
-    let _ = batch::walk_records(header, &batch[BATCH_HEADER_LEN..], |meta| {
+    let _ = batch::walk_records(header, &records, |meta| {
         let offset = header.base_offset + i64::from(meta.offset_delta);
         if offset >= min_offset && best.is_none_or(|b| meta.timestamp > b.timestamp) {
             best = Some(TimestampAndOffset {

@@ -722,3 +722,50 @@ fn idempotent_retries_are_not_written_twice_and_state_survives_reopen_and_crash(
         Err(LogError::Validation(ValidationError::InvalidRecord { .. }))
     ));
 }
+
+#[test]
+fn timestamp_lookups_are_exact_inside_compressed_batches() {
+    use ferrite_log::batch::{recompress_payload, Compression};
+    use ferrite_log::batch_builder::{encode_batch, RecordSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = manual_clock();
+    let log = open_with_clock(dir.path(), LogConfig::default(), &clock);
+    for (b, codec) in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let values: Vec<Vec<u8>> = (0..10).map(|i| format!("b{b}r{i}").into_bytes()).collect();
+        let records: Vec<RecordSpec<'_>> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| RecordSpec {
+                key: None,
+                value: Some(v),
+                headers: vec![],
+                timestamp: T0 + (b * 10 + i) as i64 * 100,
+            })
+            .collect();
+        let mut plain = bytes::BytesMut::new();
+        encode_batch(&mut plain, &records, -1, None);
+        log.append(recompress_payload(&plain, codec).unwrap(), CLIENT)
+            .unwrap();
+    }
+    for target in [0i64, 7, 13, 25, 39] {
+        let found = log
+            .offset_for_timestamp(T0 + target * 100 - 50)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.offset, found.timestamp),
+            (target, T0 + target * 100),
+            "record {target}"
+        );
+    }
+    let max = log.max_timestamp_offset().unwrap().unwrap();
+    assert_eq!((max.offset, max.timestamp), (39, T0 + 3900));
+}

@@ -510,3 +510,43 @@ async fn fetched_record_bytes_take_the_sendfile_path() {
     assert!(field("sendfile_bytes") > 100 * 40, "{line}");
     assert_eq!(field("copied_bytes"), 0, "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn topic_compression_type_recompresses_stored_batches() {
+    let broker = Broker::start(&[]);
+    for (codec, attribute_bits) in [
+        ("zstd", 4),
+        ("lz4", 3),
+        ("gzip", 1),
+        ("snappy", 2),
+        ("uncompressed", 0),
+    ] {
+        let t = topic(&format!("recompress-{codec}"));
+        create_topic(&broker, &t, 1, &[("compression.type", codec)]).await;
+        // The producer uses a different codec from the topic's.
+        let sent_with = if codec == "uncompressed" {
+            "lz4"
+        } else {
+            "none"
+        };
+        let producer = producer(
+            &broker,
+            &[("compression.codec", sent_with), ("linger.ms", "5")],
+        );
+        produce_n(&producer, &t, 0, 60).await;
+        consume_and_check(&consumer(&broker, &[]), &t, 0, Offset::Beginning, 0, 60);
+        let segment = std::fs::read(
+            broker
+                .data_dir()
+                .join(format!("{t}-0"))
+                .join("00000000000000000000.log"),
+        )
+        .unwrap();
+        let attributes = i16::from_be_bytes([segment[21], segment[22]]);
+        assert_eq!(
+            attributes & 7,
+            attribute_bits,
+            "{codec}: stored batch codec"
+        );
+    }
+}

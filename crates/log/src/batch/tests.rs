@@ -226,3 +226,63 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn compressed_batches_are_validated_record_by_record() {
+    use crate::batch_builder::compressed_batch;
+    for codec in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        let batch = compressed_batch(20, 100, NOW, codec);
+        let header = check_frame(&batch, usize::MAX).expect("valid frame");
+        assert_eq!(header.compression(), Some(codec));
+        assert!(
+            batch.len() < simple_batch(20, 100, NOW).len(),
+            "{codec:?} compresses"
+        );
+        assert_eq!(
+            validate_payload(&batch, &rules(), NOW)
+                .expect("valid")
+                .record_count,
+            20
+        );
+        // Back to uncompressed gives the original batch exactly.
+        assert_eq!(
+            recompress_payload(&batch, Compression::None).expect("recompress"),
+            simple_batch(20, 100, NOW)
+        );
+        // A damaged compressed body with a recomputed CRC is still caught.
+        let mut damaged = batch.clone();
+        let n = damaged.len();
+        damaged[n - 5] ^= 0xff;
+        damaged[BATCH_HEADER_LEN + 1] ^= 0xff;
+        let crc = compute_crc(&damaged);
+        damaged[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(
+            validate_payload(&damaged, &rules(), NOW).is_err(),
+            "{codec:?}"
+        );
+        // Record timestamps inside a compressed batch are checked too.
+        let future = compressed_batch(2, 10, NOW + 3_600_001, codec);
+        assert!(matches!(
+            validate_payload(&future, &rules(), NOW),
+            Err(ValidationError::InvalidTimestamp { .. })
+        ));
+    }
+}
+
+#[test]
+fn compressed_record_count_mismatch_is_invalid() {
+    let mut batch = crate::batch_builder::compressed_batch(3, 1, NOW, Compression::Lz4);
+    batch[LAST_OFFSET_DELTA_POS..LAST_OFFSET_DELTA_POS + 4].copy_from_slice(&1i32.to_be_bytes());
+    batch[RECORDS_COUNT_POS..RECORDS_COUNT_POS + 4].copy_from_slice(&2i32.to_be_bytes());
+    let crc = compute_crc(&batch);
+    batch[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    assert!(matches!(
+        validate_payload(&batch, &rules(), NOW),
+        Err(ValidationError::InvalidRecord { .. })
+    ));
+}

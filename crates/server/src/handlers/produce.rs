@@ -2,10 +2,12 @@
 //! durable mode the response then waits (concurrently with later requests) for the group-committed fsync.
 //! acks=0 sends no response, and closes the connection on any error so the client notices (as Kafka does).
 
-use super::util::{decode, log_error_code, respond, topic_name};
+use super::util::{decode, log_error_code, respond, topic_name, validation_error_code};
 use super::{Dispatched, Response};
 use crate::broker::{Broker, Partition};
+use crate::config::topic::CompressionType;
 use bytes::BytesMut;
+use ferrite_log::batch::{self, Compression, ValidationRules};
 use ferrite_log::{AppendInfo, AppendOrigin, FlushPolicy, LogError};
 use ferrite_wire::error_code;
 use ferrite_wire::produce_v0;
@@ -86,6 +88,9 @@ fn append_all(broker: &Broker, request: ProduceRequest) -> (Vec<String>, Vec<Par
     let mut outcomes = Vec::new();
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
+        let target_codec = broker
+            .topic(&name)
+            .and_then(|t| topic_codec(t.effective.compression_type));
         for data in topic.partition_data {
             let partition = broker.partition(&name, data.index);
             let result = if invalid_acks {
@@ -96,7 +101,7 @@ fn append_all(broker: &Broker, request: ProduceRequest) -> (Vec<String>, Vec<Par
             } else {
                 match &partition {
                     None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
-                    Some(p) => append_one(p, data.records),
+                    Some(p) => append_one(p, data.records, target_codec),
                 }
             };
             outcomes.push(PartitionOutcome {
@@ -111,12 +116,31 @@ fn append_all(broker: &Broker, request: ProduceRequest) -> (Vec<String>, Vec<Par
     (topics, outcomes)
 }
 
-fn append_one(partition: &Partition, records: Option<bytes::Bytes>) -> Result<AppendInfo, i16> {
+/// The codec a topic's `compression.type` forces, or `None` to keep the producer's.
+fn topic_codec(compression: CompressionType) -> Option<Compression> {
+    Some(match compression {
+        CompressionType::Producer => return None,
+        CompressionType::Uncompressed => Compression::None,
+        CompressionType::Gzip => Compression::Gzip,
+        CompressionType::Snappy => Compression::Snappy,
+        CompressionType::Lz4 => Compression::Lz4,
+        CompressionType::Zstd => Compression::Zstd,
+    })
+}
+
+fn append_one(
+    partition: &Partition,
+    records: Option<bytes::Bytes>,
+    target: Option<Compression>,
+) -> Result<AppendInfo, i16> {
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Err(error_code::INVALID_RECORD);
     };
-    // The request frame is shared, so offsets are assigned in a private copy of the records.
-    let payload = BytesMut::from(&records[..]);
+    let payload = match target {
+        // The request frame is shared, so offsets are assigned in a private copy of the records.
+        None => BytesMut::from(&records[..]),
+        Some(codec) => recompressed(partition, &records, codec)?,
+    };
     let origin = AppendOrigin::Client {
         leader_epoch: partition.leader_epoch,
     };
@@ -126,6 +150,19 @@ fn append_one(partition: &Partition, records: Option<bytes::Bytes>) -> Result<Ap
         }
         log_error_code(&e)
     })
+}
+
+/// Validates the producer's batches, then rewrites them in the topic's codec (the append validates again).
+fn recompressed(
+    partition: &Partition,
+    records: &[u8],
+    codec: Compression,
+) -> Result<BytesMut, i16> {
+    let config = partition.log.config();
+    let now = ferrite_log::Clock::now_ms(&ferrite_log::SystemClock);
+    batch::validate_payload(records, &ValidationRules::from_config(&config), now)
+        .and_then(|_| batch::recompress_payload(records, codec))
+        .map_err(|e| validation_error_code(&e))
 }
 
 /// Second phase in durable mode: one group-committed sync per partition.
