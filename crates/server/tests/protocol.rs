@@ -290,3 +290,39 @@ fn hostile_frames_close_only_their_connection() {
         "each closed connection is logged"
     );
 }
+
+#[test]
+fn bad_settings_stop_the_broker_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, named) in [
+        (vec!["--override", "no.such.setting=1"], "no.such.setting"),
+        (vec!["--override", "num.partitions=-3"], "num.partitions"),
+        (
+            vec!["--override", "log.retention.hours=soon"],
+            "log.retention.hours",
+        ),
+        (vec!["--listeners", "SSL://127.0.0.1:0"], "listeners"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"))
+            .args(&args)
+            .arg("--log-dirs")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(named),
+            "{args:?} should name {named}: {stderr}"
+        );
+    }
+    // An unknown FERRITE_* variable is an unknown setting too.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .env("FERRITE_LOG_RETENTION_HOUR", "1")
+        .arg("--log-dirs")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("FERRITE_LOG_RETENTION_HOUR"));
+}

@@ -42,6 +42,18 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::DescribeLogDirs, 1, 4),
 ];
 
+/// The table as markdown, as README.md shows it (a test keeps the README in sync).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| API | key | versions |\n|---|---|---|\n");
+    for a in SUPPORTED_APIS {
+        out.push_str(&format!(
+            "| {:?} | {} | {}-{} |\n",
+            a.key, a.key as i16, a.min, a.max
+        ));
+    }
+    out
+}
+
 /// The supported range for an API key, if the broker handles it.
 pub fn supported(key: ApiKey) -> Option<ApiRange> {
     SUPPORTED_APIS.iter().copied().find(|a| a.key == key)

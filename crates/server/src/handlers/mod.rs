@@ -132,3 +132,21 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    /// README.md's API table is generated from the registry; regenerate it if this fails.
+    #[test]
+    fn readme_api_table_matches_the_registry() {
+        let readme = include_str!("../../../../README.md");
+        let start = readme
+            .find("<!-- api-table:start -->\n")
+            .expect("start marker")
+            + "<!-- api-table:start -->\n".len();
+        let end = readme.find("<!-- api-table:end -->").expect("end marker");
+        assert_eq!(
+            &readme[start..end],
+            ferrite_wire::api_table::markdown_table()
+        );
+    }
+}
