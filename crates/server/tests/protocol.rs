@@ -326,3 +326,36 @@ fn bad_settings_stop_the_broker_naming_the_setting() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("FERRITE_LOG_RETENTION_HOUR"));
 }
+
+#[test]
+fn acks_all_needs_min_insync_replicas() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+    let broker = Broker::start(&[]);
+    let mut raw = Raw::connect(&broker);
+    let t = topic("min-isr");
+    let mut topic = CreatableTopic::default();
+    topic.name = TopicName(StrBytes::from_string(t.clone()));
+    topic.num_partitions = 1;
+    topic.replication_factor = 1;
+    let mut config = CreatableTopicConfig::default();
+    config.name = StrBytes::from_static_str("min.insync.replicas");
+    config.value = Some(StrBytes::from_static_str("2"));
+    topic.configs = vec![config];
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![topic];
+    let _: kafka_protocol::messages::CreateTopicsResponse = raw.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(
+        produce(&mut raw, &t, batch(None, "x")).0,
+        19,
+        "NOT_ENOUGH_REPLICAS for acks=all"
+    );
+    let response: ProduceResponse = raw.call(
+        ApiKey::Produce,
+        9,
+        &produce_request(&t, 1, batch(None, "y")),
+    );
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code, 0,
+        "acks=1 does not need the ISR"
+    );
+}

@@ -42,6 +42,7 @@ fn default_body(key: ApiKey, version: i16) -> Option<BytesMut> {
         ApiKey::DeleteRecords => encode!(DeleteRecordsRequest),
         ApiKey::DescribeCluster => encode!(DescribeClusterRequest),
         ApiKey::DescribeLogDirs => encode!(DescribeLogDirsRequest),
+        ApiKey::FindCoordinator => encode!(FindCoordinatorRequest),
         _ => None,
     }
 }

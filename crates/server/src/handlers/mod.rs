@@ -16,6 +16,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -74,6 +75,7 @@ fn blocking_handler(key: ApiKey) -> Option<BlockingHandler> {
         ApiKey::DescribeCluster => describe_cluster::handle,
         ApiKey::DescribeLogDirs => describe_log_dirs::handle,
         ApiKey::InitProducerId => init_producer_id::handle,
+        ApiKey::FindCoordinator => find_coordinator::handle,
         _ => return None,
     })
 }

@@ -88,13 +88,21 @@ fn append_all(broker: &Broker, request: ProduceRequest) -> (Vec<String>, Vec<Par
     let mut outcomes = Vec::new();
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
-        let target_codec = broker
-            .topic(&name)
+        let topic_state = broker.topic(&name);
+        let target_codec = topic_state
+            .as_ref()
             .and_then(|t| topic_codec(t.effective.compression_type));
+        // acks=all needs min.insync.replicas in sync; a single node's ISR is itself alone.
+        let too_few_replicas = request.acks == -1
+            && topic_state
+                .as_ref()
+                .is_some_and(|t| t.effective.min_insync_replicas > 1);
         for data in topic.partition_data {
             let partition = broker.partition(&name, data.index);
             let result = if invalid_acks {
                 Err(error_code::INVALID_REQUIRED_ACKS)
+            } else if too_few_replicas && partition.is_some() {
+                Err(error_code::NOT_ENOUGH_REPLICAS)
             } else if transactional {
                 // Transactions are not supported yet (no AddPartitionsToTxn is advertised).
                 Err(error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
