@@ -359,3 +359,217 @@ fn acks_all_needs_min_insync_replicas() {
         "acks=1 does not need the ISR"
     );
 }
+
+fn new_topic(name: &str, partitions: i32, configs: &[(&str, &str)]) -> CreatableTopic {
+    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+    let mut topic = CreatableTopic::default();
+    topic.name = TopicName(StrBytes::from_string(name.to_string()));
+    topic.num_partitions = partitions;
+    topic.replication_factor = 1;
+    topic.configs = configs
+        .iter()
+        .map(|(k, v)| {
+            let mut c = CreatableTopicConfig::default();
+            c.name = StrBytes::from_string(k.to_string());
+            c.value = Some(StrBytes::from_string(v.to_string()));
+            c
+        })
+        .collect();
+    topic
+}
+
+fn metadata_topics(raw: &mut Raw) -> Vec<String> {
+    let mut req = MetadataRequest::default();
+    req.topics = None;
+    let r: kafka_protocol::messages::MetadataResponse = raw.call(ApiKey::Metadata, 12, &req);
+    r.topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect()
+}
+
+#[test]
+fn admin_apis_validate_only_delete_by_id_incremental_alter_cluster_and_log_dirs() {
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::*;
+    let broker = Broker::start(&[("auto.create.topics.enable", "false")]);
+    let mut raw = Raw::connect(&broker);
+    let t = topic("admin-raw");
+
+    // validate_only checks everything and creates nothing.
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![new_topic(&t, 3, &[("retention.ms", "1000")])];
+    req.validate_only = true;
+    let r: CreateTopicsResponse = raw.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(r.topics[0].error_code, 0);
+    assert!(
+        !metadata_topics(&mut raw).contains(&t),
+        "validate_only must not create"
+    );
+    req.topics = vec![new_topic(&t, 3, &[("retention.ms", "not a number")])];
+    let r: CreateTopicsResponse = raw.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(r.topics[0].error_code, 40, "INVALID_CONFIG");
+    req.validate_only = false;
+    req.topics = vec![new_topic(&t, 3, &[("retention.ms", "1000")])];
+    let r: CreateTopicsResponse = raw.call(ApiKey::CreateTopics, 7, &req);
+    assert_eq!(r.topics[0].error_code, 0);
+    let topic_id = r.topics[0].topic_id;
+    assert!(!topic_id.is_nil());
+
+    // IncrementalAlterConfigs: SET and DELETE, visible in DescribeConfigs with the right sources.
+    let mut set = AlterableConfig::default();
+    set.name = StrBytes::from_static_str("segment.bytes");
+    set.config_operation = 0;
+    set.value = Some(StrBytes::from_static_str("2048"));
+    let mut delete = AlterableConfig::default();
+    delete.name = StrBytes::from_static_str("retention.ms");
+    delete.config_operation = 1;
+    let mut resource = AlterConfigsResource::default();
+    resource.resource_type = 2;
+    resource.resource_name = StrBytes::from_string(t.clone());
+    resource.configs = vec![set, delete];
+    let mut alter = IncrementalAlterConfigsRequest::default();
+    alter.resources = vec![resource];
+    let r: IncrementalAlterConfigsResponse = raw.call(ApiKey::IncrementalAlterConfigs, 1, &alter);
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    let mut describe = DescribeConfigsRequest::default();
+    let mut res = describe_configs_request::DescribeConfigsResource::default();
+    res.resource_type = 2;
+    res.resource_name = StrBytes::from_string(t.clone());
+    describe.resources = vec![res];
+    describe.include_synonyms = true;
+    let r: DescribeConfigsResponse = raw.call(ApiKey::DescribeConfigs, 4, &describe);
+    let find = |name: &str| {
+        r.results[0]
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        (
+            find("segment.bytes").value.unwrap().as_str(),
+            find("segment.bytes").config_source
+        ),
+        ("2048", 1)
+    );
+    assert_eq!(
+        (
+            find("retention.ms").value.unwrap().as_str(),
+            find("retention.ms").config_source
+        ),
+        ("604800000", 5)
+    );
+    // Applied live: small segments now roll.
+    for i in 0..40 {
+        assert_eq!(
+            produce(
+                &mut raw,
+                &t,
+                batch(None, &format!("record {i} {}", "x".repeat(100)))
+            )
+            .0,
+            0
+        );
+    }
+    let segments = std::fs::read_dir(broker.data_dir().join(format!("{t}-0")))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".log")
+        })
+        .count();
+    assert!(
+        segments > 1,
+        "segment.bytes=2048 applied to the running partition ({segments} segments)"
+    );
+
+    // DescribeCluster and DescribeLogDirs.
+    let r: DescribeClusterResponse = raw.call(
+        ApiKey::DescribeCluster,
+        1,
+        &DescribeClusterRequest::default(),
+    );
+    assert_eq!(
+        (r.error_code, r.brokers.len(), r.controller_id.0),
+        (0, 1, 1)
+    );
+    assert_eq!(
+        format!("{}:{}", r.brokers[0].host.as_str(), r.brokers[0].port),
+        broker.addr
+    );
+    let mut dirs = DescribeLogDirsRequest::default();
+    dirs.topics = None;
+    let r: DescribeLogDirsResponse = raw.call(ApiKey::DescribeLogDirs, 4, &dirs);
+    let dir = &r.results[0];
+    assert!(dir.total_bytes > 0 && dir.usable_bytes > 0);
+    let described = dir.topics.iter().find(|x| x.name.0.as_str() == t).unwrap();
+    assert_eq!(described.partitions.len(), 3);
+    assert!(described.partitions.iter().any(|p| p.partition_size > 4000));
+
+    // DeleteTopics by topic id (v6): the data goes too.
+    let mut del = DeleteTopicsRequest::default();
+    let mut state = DeleteTopicState::default();
+    state.name = None;
+    state.topic_id = topic_id;
+    del.topics = vec![state];
+    let r: DeleteTopicsResponse = raw.call(ApiKey::DeleteTopics, 6, &del);
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(
+        r.responses[0].name.as_ref().map(|n| n.0.to_string()),
+        Some(t.clone())
+    );
+    assert!(!metadata_topics(&mut raw).contains(&t));
+    assert!(!broker.data_dir().join(format!("{t}-0")).exists());
+    let r: DeleteTopicsResponse = raw.call(ApiKey::DeleteTopics, 6, &del);
+    assert_eq!(r.responses[0].error_code, 100, "UNKNOWN_TOPIC_ID");
+}
+
+#[test]
+fn a_long_poll_on_one_connection_does_not_delay_others() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::FetchRequest;
+    let broker = Broker::start(&[]);
+    let t = topic("longpoll");
+    let mut admin = Raw::connect(&broker);
+    create(&mut admin, &t);
+    let mut poller = Raw::connect(&broker);
+    let mut fetch = FetchRequest::default();
+    fetch.max_wait_ms = 5000;
+    fetch.min_bytes = 1;
+    fetch.max_bytes = 1 << 20;
+    fetch.session_epoch = -1;
+    let mut ft = FetchTopic::default();
+    ft.topic = TopicName(StrBytes::from_string(t.clone()));
+    let mut fp = FetchPartition::default();
+    fp.partition_max_bytes = 1 << 20;
+    ft.partitions = vec![fp];
+    fetch.topics = vec![ft];
+    let started = std::time::Instant::now();
+    let poll_id = poller.send(ApiKey::Fetch, 12, &fetch);
+    // Meanwhile another connection is served at once, and its produce wakes the poll.
+    let _: kafka_protocol::messages::MetadataResponse =
+        admin.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "other connections are not blocked by the long poll"
+    );
+    assert_eq!(produce(&mut admin, &t, batch(None, "wake up")).0, 0);
+    let (id, _) = poller.receive().unwrap();
+    assert_eq!(id, poll_id);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the produce woke the long poll before max_wait_ms"
+    );
+}

@@ -27,7 +27,11 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
                 result.resource_name = resource.resource_name.clone();
                 match configs_of(broker, resource.resource_type, &resource.resource_name) {
                     Ok(configs) => {
-                        let keys = resource.configuration_keys.as_ref();
+                        // Null or empty means every config, as in Kafka's ConfigHelper.
+                        let keys = resource
+                            .configuration_keys
+                            .as_ref()
+                            .filter(|k| !k.is_empty());
                         result.configs = configs
                             .into_iter()
                             .filter(|c| keys.is_none_or(|k| k.iter().any(|k| k.as_str() == c.name)))
