@@ -5,12 +5,14 @@
 //!   ├── open              recovery: leftovers, checkpoints, CRC scan of the unflushed tail
 //!   ├── mutate            truncation, log start offset, retention, delayed deletes, close
 //!   ├── group_commit      shared fdatasync for durable appends
+//!   ├── producer_state    idempotent producers' sequences (+ producer_snapshot: persistence, replay)
 //!   └── Segment           one .log + .index + .timeindex
 //!         └── index       memory-mapped, preallocated, sparse
-//! batch                   v2 record batch view: validation, in-place offset/timestamp rewrites
+//! batch                   v2 record batch view: validation, in-place offset/timestamp rewrites, recompression
+//! compression             gzip, snappy, lz4, zstd with bounded decompression
 //! file_slice              (file, position, length) for sendfile(2)
 //! retention, epoch_cache  pure decision logic
-//! ```
+//! //! ```
 //!
 //! The crate does no networking and knows no Kafka error codes; the server maps [`LogError`] and
 //! [`ValidationError`] to them.

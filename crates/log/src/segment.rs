@@ -268,17 +268,26 @@ impl Segment {
         }))
     }
 
-    /// Finds the first batch whose last offset is >= `offset`, scanning from the nearest index entry.
-    pub(crate) fn find_batch(&self, offset: i64) -> Result<Option<BatchLocation>> {
+    /// Walks batch headers from `position` (a batch boundary) to the first batch satisfying `wanted`.
+    fn first_batch_from(
+        &self,
+        mut position: u64,
+        mut wanted: impl FnMut(&BatchHeader) -> bool,
+    ) -> Result<Option<BatchLocation>> {
         let limit = self.size();
-        let mut position = u64::from(self.offset_index.lookup(offset).position).min(limit);
         while let Some(header) = self.header_at(position, limit)? {
-            if header.last_offset() >= offset {
+            if wanted(&header) {
                 return Ok(Some(BatchLocation { position, header }));
             }
             position += header.total_size() as u64;
         }
         Ok(None)
+    }
+
+    /// Finds the first batch whose last offset is >= `offset`, scanning from the nearest index entry.
+    pub(crate) fn find_batch(&self, offset: i64) -> Result<Option<BatchLocation>> {
+        let start = u64::from(self.offset_index.lookup(offset).position).min(self.size());
+        self.first_batch_from(start, |h| h.last_offset() >= offset)
     }
 
     /// Whole batches starting with the one that holds `offset`: at most `max_bytes` (but always the first batch
@@ -346,15 +355,10 @@ impl Segment {
             return Ok(None);
         }
         let from = self.time_index.lookup(timestamp).offset.max(start_offset);
-        let limit = self.size();
-        let mut position = u64::from(self.offset_index.lookup(from).position);
-        while let Some(header) = self.header_at(position, limit)? {
-            if header.max_timestamp >= timestamp && header.last_offset() >= start_offset {
-                return Ok(Some(BatchLocation { position, header }));
-            }
-            position += header.total_size() as u64;
-        }
-        Ok(None)
+        let position = u64::from(self.offset_index.lookup(from).position);
+        self.first_batch_from(position, |h| {
+            h.max_timestamp >= timestamp && h.last_offset() >= start_offset
+        })
     }
 
     /// The first batch with the largest max timestamp among the batches that start at or after `start_offset`.
