@@ -189,6 +189,20 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
         .copy_from_slice(&epoch.to_be_bytes());
 }
 
+/// LogAppendTime on a batch whose header and body are held apart (the append path): header fields are
+/// rewritten in `header`, and the CRC is computed over the header's covered part followed by the body.
+pub fn set_log_append_time_split(
+    header: &mut [u8; BATCH_HEADER_LEN],
+    body: &[u8],
+    timestamp_ms: i64,
+) {
+    let attributes = read_i16(header, ATTRIBUTES_POS) | TIMESTAMP_TYPE_BIT;
+    header[ATTRIBUTES_POS..ATTRIBUTES_POS + 2].copy_from_slice(&attributes.to_be_bytes());
+    header[MAX_TIMESTAMP_POS..MAX_TIMESTAMP_POS + 8].copy_from_slice(&timestamp_ms.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[ATTRIBUTES_POS..]), body);
+    header[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Marks the batch LogAppendTime with the broker's clock, as Kafka does: the timestamp-type bit and the max
 /// timestamp change (consumers then read `max timestamp` as every record's time), and the CRC is recomputed.
 pub fn set_log_append_time(batch: &mut [u8], timestamp_ms: i64) {

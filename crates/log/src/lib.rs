@@ -36,6 +36,7 @@ mod producer_snapshot;
 pub mod producer_state;
 pub mod retention;
 mod segment;
+mod vectored_write;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FlushPolicy, LogConfig, TimestampType};

@@ -12,8 +12,8 @@
 //! Offsets obey `log_start_offset <= recovery point <= log_end_offset`.
 
 use crate::batch::{
-    self, check_frame, set_base_offset, set_log_append_time, set_partition_leader_epoch,
-    BatchHeader, ValidationRules,
+    self, check_frame, set_base_offset, set_partition_leader_epoch, BatchHeader, ValidationRules,
+    BATCH_HEADER_LEN,
 };
 use crate::checkpoint;
 use crate::clock::{Clock, SystemClock};
@@ -24,7 +24,7 @@ use crate::file_names;
 use crate::file_slice::FileSlice;
 use crate::group_commit::{GroupCommit, SyncOutcome};
 use crate::segment::{BatchLocation, Segment, SegmentLimits, SegmentRead};
-use bytes::BytesMut;
+use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -218,7 +218,7 @@ impl PartitionLog {
 
     /// Appends one or more batches with a single write, then applies the flush policy (in durable mode, returns
     /// only once the bytes are on disk). Invalid input writes nothing.
-    pub fn append(&self, payload: BytesMut, origin: AppendOrigin) -> Result<AppendInfo> {
+    pub fn append(&self, payload: impl Into<Bytes>, origin: AppendOrigin) -> Result<AppendInfo> {
         let info = self.append_unsynced(payload, origin)?;
         if self.config().flush == FlushPolicy::Durable {
             self.flush_to(info.last_offset + 1)?;
@@ -228,11 +228,15 @@ impl PartitionLog {
 
     /// The append without waiting for durability; for callers that wait with [`PartitionLog::flush_to`] on
     /// their own thread (the async server) instead of blocking in `append`.
+    ///
+    /// The payload is never modified or copied: each batch is written as a patched copy of its 61-byte header
+    /// (offset, epoch, LogAppendTime) followed by its body straight from `payload`, in one vectored write.
     pub fn append_unsynced(
         &self,
-        mut payload: BytesMut,
+        payload: impl Into<Bytes>,
         origin: AppendOrigin,
     ) -> Result<AppendInfo> {
+        let payload: Bytes = payload.into();
         let config = self.config();
         let now = self.clock.now_ms();
         let mut writer = self.writer_for_mutation()?;
@@ -247,7 +251,7 @@ impl PartitionLog {
                     return Ok(duplicate);
                 }
                 assign_offsets(
-                    &mut payload,
+                    &payload,
                     leo,
                     leader_epoch,
                     &config,
@@ -258,7 +262,7 @@ impl PartitionLog {
             AppendOrigin::Replica => plan_replica_append(&payload, leo)?,
         };
         let active = self.maybe_roll(&mut writer, &config, payload.len() as u64, &plan, now)?;
-        active.append(&payload, &plan.batches)?;
+        active.append(&plan.parts(&payload), &plan.batches)?;
         self.log_end_offset
             .store(plan.next_offset, Ordering::Release);
         self.update_epochs(&plan.batches)?;
@@ -696,15 +700,35 @@ fn max_record(header: &BatchHeader, batch: &[u8], min_offset: i64) -> Option<Tim
 /// Offsets and index bookkeeping for the batches of one append.
 pub(crate) struct AppendPlan {
     pub(crate) batches: Vec<BatchLocation>,
+    /// For client appends, each batch's header with offsets (and LogAppendTime) assigned; the bodies are
+    /// written from the payload unchanged. Empty for replica appends, which are written as received.
+    pub(crate) headers: Vec<[u8; BATCH_HEADER_LEN]>,
     pub(crate) first_offset: i64,
     pub(crate) next_offset: i64,
     pub(crate) record_count: u64,
     pub(crate) max_timestamp: i64,
 }
 
-/// Rewrites base offsets (and epochs, and LogAppendTime) in place; never re-encodes records.
+impl AppendPlan {
+    /// The buffers that, concatenated, are the batches to write.
+    fn parts<'a>(&'a self, payload: &'a [u8]) -> Vec<&'a [u8]> {
+        if self.headers.is_empty() {
+            return vec![payload];
+        }
+        let mut parts = Vec::with_capacity(self.batches.len() * 2);
+        for (location, header) in self.batches.iter().zip(&self.headers) {
+            let start = location.position as usize;
+            parts.push(&header[..]);
+            parts.push(&payload[start + BATCH_HEADER_LEN..start + location.header.total_size()]);
+        }
+        parts
+    }
+}
+
+/// Assigns offsets (and epochs, and LogAppendTime) in copies of each batch header; never re-encodes records
+/// and never modifies the payload.
 fn assign_offsets(
-    payload: &mut BytesMut,
+    payload: &[u8],
     first_offset: i64,
     leader_epoch: i32,
     config: &LogConfig,
@@ -713,37 +737,34 @@ fn assign_offsets(
 ) -> AppendPlan {
     let mut plan = AppendPlan {
         batches: Vec::with_capacity(batch_count),
+        headers: Vec::with_capacity(batch_count),
         first_offset,
         next_offset: first_offset,
         record_count: 0,
         max_timestamp: batch::NO_TIMESTAMP,
     };
-    let mut position = 0usize;
-    while position < payload.len() {
-        let batch = &mut payload[position..];
-        let Some(header) = BatchHeader::parse(batch) else {
-            break;
-        };
-        let size = header.total_size();
-        let batch = &mut batch[..size];
-        set_base_offset(batch, plan.next_offset);
+    for (position, original) in batch::batches(payload) {
+        let mut header = [0u8; BATCH_HEADER_LEN];
+        header.copy_from_slice(&payload[position..position + BATCH_HEADER_LEN]);
+        set_base_offset(&mut header, plan.next_offset);
         if leader_epoch >= 0 {
-            set_partition_leader_epoch(batch, leader_epoch);
+            set_partition_leader_epoch(&mut header, leader_epoch);
         }
         if config.timestamp_type == TimestampType::LogAppendTime {
-            set_log_append_time(batch, now);
+            let body = &payload[position + BATCH_HEADER_LEN..position + original.total_size()];
+            batch::set_log_append_time_split(&mut header, body, now);
         }
-        let Some(header) = BatchHeader::parse(batch) else {
+        let Some(parsed) = BatchHeader::parse(&header) else {
             break;
         };
-        plan.record_count += header.records_count.max(0) as u64;
-        plan.max_timestamp = plan.max_timestamp.max(header.max_timestamp);
-        plan.next_offset = header.next_offset();
+        plan.record_count += parsed.records_count.max(0) as u64;
+        plan.max_timestamp = plan.max_timestamp.max(parsed.max_timestamp);
+        plan.next_offset = parsed.next_offset();
         plan.batches.push(BatchLocation {
             position: position as u64,
-            header,
+            header: parsed,
         });
-        position += size;
+        plan.headers.push(header);
     }
     plan
 }
@@ -752,6 +773,7 @@ fn assign_offsets(
 fn plan_replica_append(payload: &[u8], log_end_offset: i64) -> Result<AppendPlan> {
     let mut plan = AppendPlan {
         batches: Vec::new(),
+        headers: Vec::new(),
         first_offset: log_end_offset,
         next_offset: log_end_offset,
         record_count: 0,

@@ -204,12 +204,13 @@ impl Segment {
         }
     }
 
-    /// Appends already-assigned batches with a single write. `batches` describes `buf` (positions relative to
-    /// it). The caller has checked that the result stays within u32 positions and relative offsets.
-    pub(crate) fn append(&self, buf: &[u8], batches: &[BatchLocation]) -> Result<()> {
+    /// Appends already-assigned batches with a single (vectored) write: `parts` concatenated are the batches,
+    /// and `batches` describes them (positions relative to the concatenation). The caller has checked that the
+    /// result stays within u32 positions and relative offsets.
+    pub(crate) fn append(&self, parts: &[&[u8]], batches: &[BatchLocation]) -> Result<()> {
         let start = self.size.load(Ordering::Relaxed);
-        self.log.write_all_at(buf, start).at(&self.log_path)?;
-        let new_size = start + buf.len() as u64;
+        crate::vectored_write::write_all_at(&self.log, parts, start).at(&self.log_path)?;
+        let new_size = start + parts.iter().map(|p| p.len() as u64).sum::<u64>();
         // Publish the bytes first, then everything that points into them.
         self.size.store(new_size, Ordering::Release);
         for b in batches {

@@ -16,7 +16,7 @@ fn fill(segment: &Segment, count: usize, value_size: usize) -> Vec<(u64, BatchHe
         let position = segment.size();
         segment
             .append(
-                &batch,
+                &[&batch[..]],
                 &[BatchLocation {
                     position: 0,
                     header,

@@ -145,9 +145,9 @@ fn append_one(
         return Err(error_code::INVALID_RECORD);
     };
     let payload = match target {
-        // The request frame is shared, so offsets are assigned in a private copy of the records.
-        None => BytesMut::from(&records[..]),
-        Some(codec) => recompressed(partition, &records, codec)?,
+        // Written straight from the request buffer: the log patches headers in copies, never the records.
+        None => records,
+        Some(codec) => recompressed(partition, &records, codec)?.freeze(),
     };
     let origin = AppendOrigin::Client {
         leader_epoch: partition.leader_epoch,
