@@ -1,0 +1,377 @@
+use super::*;
+
+const LIMITS: GroupLimits = GroupLimits {
+    min_session_timeout_ms: 1_000,
+    max_session_timeout_ms: 60_000,
+    initial_rebalance_delay_ms: 3_000,
+    max_size: 100,
+};
+
+fn request(member_id: &str, protocols: &[&str]) -> JoinRequest {
+    JoinRequest {
+        member_id: member_id.to_string(),
+        client_id: "client".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 20_000,
+        protocol_type: "consumer".into(),
+        protocols: protocols
+            .iter()
+            .map(|p| (p.to_string(), format!("meta-{member_id}-{p}").into_bytes()))
+            .collect(),
+        require_known_member_id: true,
+    }
+}
+
+/// First join (MEMBER_ID_REQUIRED) and the rejoin with the id; returns the id.
+fn join_new(
+    group: &mut ClassicGroup,
+    name: &str,
+    protocols: &[&str],
+    now: i64,
+) -> (String, Vec<Reply>) {
+    let (outcome, replies) = group.join(request("", protocols), now, || name.to_string());
+    assert!(replies.is_empty());
+    let JoinOutcome::Immediate(response) = outcome else {
+        panic!("first join must answer at once")
+    };
+    assert_eq!(
+        (response.error_code, response.member_id.as_str()),
+        (MEMBER_ID_REQUIRED, name)
+    );
+    let (outcome, replies) = group.join(request(name, protocols), now, || unreachable!());
+    assert_eq!(outcome, JoinOutcome::Pending);
+    (name.to_string(), replies)
+}
+
+fn join_replies(replies: &[Reply]) -> BTreeMap<String, JoinResponse> {
+    replies
+        .iter()
+        .filter_map(|r| match r {
+            Reply::Join {
+                member_id,
+                response,
+            } => Some((member_id.clone(), response.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A stable group of the given members, formed at time 0; returns (group, generation).
+fn stable_group(names: &[&str]) -> ClassicGroup {
+    let mut g = ClassicGroup::new("g", LIMITS);
+    for name in names {
+        join_new(&mut g, name, &["range"], 0);
+    }
+    let replies = g.tick(LIMITS.initial_rebalance_delay_ms);
+    assert_eq!(join_replies(&replies).len(), names.len());
+    let leader = g.leader().expect("leader").to_string();
+    let assignments = names
+        .iter()
+        .map(|n| (n.to_string(), format!("assign-{n}").into_bytes()))
+        .collect();
+    let (outcome, _) = g.sync(
+        &leader,
+        g.generation_id(),
+        Some("consumer"),
+        Some("range"),
+        assignments,
+        3_000,
+    );
+    assert!(matches!(
+        outcome,
+        SyncOutcome::Immediate {
+            error_code: NONE,
+            ..
+        }
+    ));
+    assert_eq!(g.state(), GroupState::Stable);
+    g
+}
+
+#[test]
+fn first_generation_waits_for_the_initial_delay_then_answers_everyone() {
+    let mut g = ClassicGroup::new("g", LIMITS);
+    let (a, replies) = join_new(&mut g, "a", &["range"], 0);
+    assert!(replies.is_empty(), "initial delay: no answer yet");
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    let (_b, replies) = join_new(&mut g, "b", &["range"], 1_000);
+    assert!(replies.is_empty());
+    // b's arrival extends the delay (Kafka's InitialDelayedJoin): from 3,000 to 4,000.
+    assert!(g.tick(3_999).is_empty());
+    let replies = join_replies(&g.tick(4_000));
+    assert_eq!(g.state(), GroupState::CompletingRebalance);
+    assert_eq!(g.generation_id(), 1);
+    let leader = g.leader().expect("leader").to_string();
+    assert_eq!(leader, a, "the first member leads");
+    assert_eq!(
+        replies[&leader].members.len(),
+        2,
+        "the leader gets the members"
+    );
+    assert_eq!(replies[&leader].members[0].1, b"meta-a-range".to_vec());
+    assert!(replies["b"].members.is_empty(), "followers do not");
+    assert_eq!(replies["b"].protocol_name.as_deref(), Some("range"));
+}
+
+#[test]
+fn followers_wait_for_the_leaders_assignment_and_missing_ones_are_empty() {
+    let mut g = ClassicGroup::new("g", LIMITS);
+    join_new(&mut g, "a", &["range"], 0);
+    join_new(&mut g, "b", &["range"], 0);
+    join_new(&mut g, "c", &["range"], 0);
+    g.tick(3_000);
+    let generation = g.generation_id();
+    let (outcome, replies) = g.sync(
+        "b",
+        generation,
+        Some("consumer"),
+        Some("range"),
+        vec![],
+        3_100,
+    );
+    assert_eq!((outcome, replies.len()), (SyncOutcome::Pending, 0));
+    let (outcome, replies) = g.sync(
+        "a",
+        generation,
+        Some("consumer"),
+        Some("range"),
+        vec![("a".into(), b"A".to_vec()), ("b".into(), b"B".to_vec())],
+        3_200,
+    );
+    assert_eq!(
+        outcome,
+        SyncOutcome::Immediate {
+            error_code: NONE,
+            assignment: b"A".to_vec()
+        }
+    );
+    assert_eq!(
+        replies,
+        vec![Reply::Sync {
+            member_id: "b".into(),
+            error_code: NONE,
+            assignment: b"B".to_vec()
+        }]
+    );
+    assert_eq!(g.state(), GroupState::Stable);
+    // c was not given anything: a valid, empty assignment.
+    let (outcome, _) = g.sync("c", generation, None, None, vec![], 3_300);
+    assert_eq!(
+        outcome,
+        SyncOutcome::Immediate {
+            error_code: NONE,
+            assignment: vec![]
+        }
+    );
+}
+
+#[test]
+fn a_new_member_triggers_a_rebalance_that_completes_when_everyone_rejoined() {
+    let mut g = stable_group(&["a", "b"]);
+    let (_, replies) = join_new(&mut g, "c", &["range"], 5_000);
+    assert!(replies.is_empty());
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    assert_eq!(
+        g.heartbeat("a", 1, 5_100),
+        REBALANCE_IN_PROGRESS,
+        "members learn to rejoin from heartbeats"
+    );
+    let (outcome, replies) = g.join(request("a", &["range"]), 5_200, || unreachable!());
+    assert_eq!(
+        (outcome, replies.len()),
+        (JoinOutcome::Pending, 0),
+        "b has not rejoined yet"
+    );
+    let (_, replies) = g.join(request("b", &["range"]), 5_300, || unreachable!());
+    let replies = join_replies(&replies);
+    assert_eq!(
+        replies.len(),
+        3,
+        "no initial delay after the first generation"
+    );
+    assert_eq!(g.generation_id(), 2);
+    assert_eq!(g.leader(), Some("a"), "the leader keeps leading");
+}
+
+#[test]
+fn members_that_do_not_rejoin_in_time_are_dropped() {
+    let mut g = stable_group(&["a", "b"]);
+    g.leave(&["nobody".to_string()], 4_000);
+    join_new(&mut g, "c", &["range"], 5_000);
+    g.join(request("a", &["range"]), 5_100, || unreachable!());
+    // b never rejoins: at the rebalance deadline (max rebalance timeout, 20 s) the phase completes without it.
+    assert!(join_replies(&g.tick(24_999)).is_empty());
+    let replies = join_replies(&g.tick(25_000));
+    assert_eq!(
+        replies.keys().cloned().collect::<Vec<_>>(),
+        vec!["a".to_string(), "c".to_string()]
+    );
+    assert_eq!(
+        g.heartbeat("b", g.generation_id(), 25_001),
+        UNKNOWN_MEMBER_ID
+    );
+}
+
+#[test]
+fn an_expired_session_causes_a_rebalance() {
+    let mut g = stable_group(&["a", "b"]);
+    assert_eq!(g.heartbeat("a", 1, 12_000), NONE);
+    // b's last heartbeat was its sync at 3,000; its 10 s session runs out at 13,000.
+    assert!(g.tick(12_999).is_empty());
+    g.tick(13_000);
+    assert_eq!(g.member_ids().collect::<Vec<_>>(), vec!["a"]);
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    let (_, replies) = g.join(request("a", &["range"]), 13_100, || unreachable!());
+    assert_eq!(join_replies(&replies).len(), 1);
+    assert_eq!(g.generation_id(), 2);
+}
+
+#[test]
+fn leaving_rebalances_and_the_last_one_out_empties_the_group() {
+    let mut g = stable_group(&["a", "b"]);
+    let (results, _) = g.leave(&["b".to_string(), "zz".to_string()], 4_000);
+    assert_eq!(
+        results,
+        vec![
+            ("b".to_string(), NONE),
+            ("zz".to_string(), UNKNOWN_MEMBER_ID)
+        ]
+    );
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    g.leave(&["a".to_string()], 4_100);
+    assert_eq!(g.state(), GroupState::Empty);
+    assert!(g.delete().is_ok());
+    assert_eq!(g.state(), GroupState::Dead);
+    let (outcome, _) = g.join(request("", &["range"]), 5_000, || "x".into());
+    assert!(matches!(
+        outcome,
+        JoinOutcome::Immediate(JoinResponse {
+            error_code: COORDINATOR_NOT_AVAILABLE,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn fencing_errors() {
+    let mut g = stable_group(&["a", "b"]);
+    assert_eq!(g.heartbeat("a", 0, 4_000), ILLEGAL_GENERATION);
+    assert_eq!(g.heartbeat("ghost", 1, 4_000), UNKNOWN_MEMBER_ID);
+    let (outcome, _) = g.sync("a", 7, None, None, vec![], 4_000);
+    assert_eq!(
+        outcome,
+        SyncOutcome::Immediate {
+            error_code: ILLEGAL_GENERATION,
+            assignment: vec![]
+        }
+    );
+    let (outcome, _) = g.sync("a", 1, Some("connect"), None, vec![], 4_000);
+    assert_eq!(
+        outcome,
+        SyncOutcome::Immediate {
+            error_code: INCONSISTENT_GROUP_PROTOCOL,
+            assignment: vec![]
+        }
+    );
+    let (outcome, _) = g.join(
+        request("never-issued", &["range"]),
+        4_000,
+        || unreachable!(),
+    );
+    assert!(matches!(
+        outcome,
+        JoinOutcome::Immediate(JoinResponse {
+            error_code: UNKNOWN_MEMBER_ID,
+            ..
+        })
+    ));
+    let (outcome, _) = g.join(request("", &["sticky"]), 4_000, || "new".into());
+    assert!(matches!(
+        outcome,
+        JoinOutcome::Immediate(JoinResponse {
+            error_code: INCONSISTENT_GROUP_PROTOCOL,
+            ..
+        })
+    ));
+    let mut short = request("", &["range"]);
+    short.session_timeout_ms = 10;
+    let (outcome, _) = g.join(short, 4_000, || "new".into());
+    assert!(matches!(
+        outcome,
+        JoinOutcome::Immediate(JoinResponse {
+            error_code: INVALID_SESSION_TIMEOUT,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn protocol_chosen_is_supported_by_all_with_most_votes() {
+    let mut g = ClassicGroup::new("g", LIMITS);
+    join_new(&mut g, "a", &["range", "roundrobin"], 0);
+    join_new(&mut g, "b", &["roundrobin", "range", "sticky"], 0);
+    join_new(&mut g, "c", &["roundrobin", "range"], 0);
+    g.tick(3_000);
+    assert_eq!(g.protocol_name(), Some("roundrobin"));
+}
+
+#[test]
+fn a_follower_waiting_for_its_assignment_is_told_to_rejoin_when_membership_changes() {
+    let mut g = ClassicGroup::new("g", LIMITS);
+    join_new(&mut g, "a", &["range"], 0);
+    join_new(&mut g, "b", &["range"], 0);
+    g.tick(3_000);
+    let (outcome, _) = g.sync("b", 1, None, None, vec![], 3_100);
+    assert_eq!(outcome, SyncOutcome::Pending);
+    let (_, replies) = join_new(&mut g, "c", &["range"], 3_200);
+    assert_eq!(
+        replies,
+        vec![Reply::Sync {
+            member_id: "b".into(),
+            error_code: REBALANCE_IN_PROGRESS,
+            assignment: vec![]
+        }]
+    );
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+}
+
+#[test]
+fn a_stable_follower_rejoining_unchanged_gets_the_current_generation() {
+    let mut g = stable_group(&["a", "b"]);
+    let (outcome, replies) = g.join(request("b", &["range"]), 4_000, || unreachable!());
+    assert!(replies.is_empty());
+    let JoinOutcome::Immediate(response) = outcome else {
+        panic!("answered at once")
+    };
+    assert_eq!(
+        (
+            response.error_code,
+            response.generation_id,
+            response.leader.as_str()
+        ),
+        (NONE, 1, "a")
+    );
+    assert_eq!(g.state(), GroupState::Stable);
+}
+
+#[test]
+fn pending_member_ids_lapse() {
+    let mut g = ClassicGroup::new("g", LIMITS);
+    let (outcome, _) = g.join(request("", &["range"]), 0, || "late".into());
+    assert!(matches!(
+        outcome,
+        JoinOutcome::Immediate(JoinResponse {
+            error_code: MEMBER_ID_REQUIRED,
+            ..
+        })
+    ));
+    g.tick(10_000);
+    let (outcome, _) = g.join(request("late", &["range"]), 10_001, || unreachable!());
+    assert!(matches!(
+        outcome,
+        JoinOutcome::Immediate(JoinResponse {
+            error_code: UNKNOWN_MEMBER_ID,
+            ..
+        })
+    ));
+}
