@@ -556,6 +556,19 @@ fn a_long_poll_on_one_connection_does_not_delay_others() {
     fp.partition_max_bytes = 1 << 20;
     ft.partitions = vec![fp];
     fetch.topics = vec![ft];
+    // A produce to another topic does not answer this poll early: it waits out its max_wait_ms.
+    let other = topic("longpoll-other");
+    create(&mut admin, &other);
+    fetch.max_wait_ms = 1000;
+    let started = std::time::Instant::now();
+    let quiet_id = poller.send(ApiKey::Fetch, 12, &fetch);
+    assert_eq!(produce(&mut admin, &other, batch(None, "elsewhere")).0, 0);
+    assert_eq!(poller.receive().unwrap().0, quiet_id);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "woken by an unrelated partition"
+    );
+    fetch.max_wait_ms = 5000;
     let started = std::time::Instant::now();
     let poll_id = poller.send(ApiKey::Fetch, 12, &fetch);
     // Meanwhile another connection is served at once, and its produce wakes the poll.

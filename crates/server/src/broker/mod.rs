@@ -4,6 +4,7 @@
 //! topics are serialised by the metadata mutex, persisted through [`MetadataStore`] before they become
 //! visible, and swap in new immutable [`Topic`] values.
 
+pub mod data_waiters;
 pub mod maintenance;
 pub mod metadata_store;
 pub mod topic;
@@ -71,8 +72,6 @@ pub struct Broker {
     metadata: Mutex<ClusterMetadata>,
     cluster_id: String,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
-    /// Ticks after every append, waking long-polling fetches to look again.
-    produced: tokio::sync::watch::Sender<u64>,
 }
 
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
@@ -104,7 +103,6 @@ impl Broker {
             let topic = open_topic(&config, &data_dir, record)?;
             topics.insert(record.name.clone(), Arc::new(topic));
         }
-        let (produced, _) = tokio::sync::watch::channel(0);
         Ok(Broker {
             cluster_id: metadata.cluster_id.clone(),
             config,
@@ -113,7 +111,6 @@ impl Broker {
             store,
             metadata: Mutex::new(metadata),
             topics: RwLock::new(topics),
-            produced,
         })
     }
 
@@ -157,14 +154,6 @@ impl Broker {
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         self.topic(topic)?.partition(index).cloned()
-    }
-
-    pub fn notify_produced(&self) {
-        self.produced.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    pub fn subscribe_produced(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.produced.subscribe()
     }
 
     fn lock_metadata(&self) -> std::sync::MutexGuard<'_, ClusterMetadata> {
@@ -279,7 +268,7 @@ impl Broker {
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
         drop(metadata);
-        if let Some(topic) = topic {
+        if let Some(topic) = &topic {
             for partition in &topic.partitions {
                 let dir = partition.log.dir().to_path_buf();
                 partition.log.close().ok();
@@ -288,7 +277,11 @@ impl Broker {
                 }
             }
         }
-        self.notify_produced(); // long polls on the deleted topic answer now
+        if let Some(topic) = &topic {
+            for partition in &topic.partitions {
+                partition.waiters.wake_all(); // long polls on the deleted topic answer now
+            }
+        }
         tracing::info!(topic = name, "deleted topic");
         Ok(())
     }
@@ -431,6 +424,7 @@ fn open_partition(
         index,
         log: Arc::new(log),
         leader_epoch: 0,
+        waiters: Default::default(),
     })
 }
 

@@ -12,6 +12,8 @@ pub struct Partition {
     pub log: Arc<PartitionLog>,
     /// Leader epoch stamped into produced batches; 0 until leadership can move.
     pub leader_epoch: i32,
+    /// Long-polling fetches to wake when this partition's high watermark moves.
+    pub waiters: super::data_waiters::DataWaiters,
 }
 
 impl Partition {

@@ -47,9 +47,10 @@ pub async fn handle(broker: Arc<Broker>, frame: RequestFrame) -> Response {
     let deadline =
         Instant::now() + Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let min_bytes = u64::try_from(request.min_bytes).unwrap_or(0);
-    let mut produced = broker.subscribe_produced();
+    // Register with every requested partition before the first look, so no append can slip between.
+    let woken = Arc::new(tokio::sync::Notify::new());
+    register_interest(&broker, &request, version, &woken);
     loop {
-        produced.borrow_and_update();
         let (body, bytes, has_error) = read(&broker, &request, version);
         let now = Instant::now();
         if bytes >= min_bytes.max(1) || has_error || now >= deadline {
@@ -59,8 +60,8 @@ pub async fn handle(broker: Arc<Broker>, frame: RequestFrame) -> Response {
                 &body,
             ));
         }
-        // Nothing yet: sleep until a produce lands anywhere, or the deadline.
-        if tokio::time::timeout(deadline - now, produced.changed())
+        // Not enough yet: sleep until one of these partitions gets data, or the deadline.
+        if tokio::time::timeout(deadline - now, woken.notified())
             .await
             .is_err()
         {
@@ -70,6 +71,31 @@ pub async fn handle(broker: Arc<Broker>, frame: RequestFrame) -> Response {
                 frame.correlation_id(),
                 &body,
             ));
+        }
+        // A wake-up empties the partition's waiter list: register again before looking again.
+        register_interest(&broker, &request, version, &woken);
+    }
+}
+
+/// Asks every requested partition to wake `woken` when it gets data.
+fn register_interest(
+    broker: &Broker,
+    request: &FetchRequest,
+    version: i16,
+    woken: &Arc<tokio::sync::Notify>,
+) {
+    for wanted in &request.topics {
+        let topic = if version >= 13 {
+            broker.topic_by_id(wanted.topic_id)
+        } else {
+            broker.topic(&wanted.topic.0)
+        };
+        for p in wanted
+            .partitions
+            .iter()
+            .filter_map(|p| topic.as_ref()?.partition(p.partition))
+        {
+            p.waiters.register(woken);
         }
     }
 }

@@ -50,7 +50,7 @@ pub async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
         }
     };
     if acks == 0 {
-        broker.notify_produced();
+        wake_fetchers(&outcomes);
         let failed = outcomes.iter().find_map(|o| o.result.err());
         return Dispatched::Ready(match failed {
             Some(code) => Response::Close(format!("acks=0 produce failed with error {code}")),
@@ -59,18 +59,29 @@ pub async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
     }
     let needs_sync = outcomes.iter().any(|o| o.result.is_ok() && is_durable(o));
     if !needs_sync {
-        broker.notify_produced();
+        wake_fetchers(&outcomes);
         return Dispatched::Ready(respond(&frame, &build_response(&topics, &outcomes)));
     }
-    let broker = Arc::clone(broker);
     Dispatched::Deferred(Box::pin(async move {
         let synced = tokio::task::spawn_blocking(move || wait_durable(outcomes)).await;
-        broker.notify_produced();
         match synced {
-            Ok(outcomes) => respond(&frame, &build_response(&topics, &outcomes)),
+            Ok(outcomes) => {
+                // In durable mode the high watermark moves with the sync: wake fetches only now.
+                wake_fetchers(&outcomes);
+                respond(&frame, &build_response(&topics, &outcomes))
+            }
             Err(e) => Response::Close(format!("produce sync panicked: {e}")),
         }
     }))
+}
+
+/// Wakes long polls waiting on partitions that received records.
+fn wake_fetchers(outcomes: &[PartitionOutcome]) {
+    for o in outcomes.iter().filter(|o| o.result.is_ok()) {
+        if let Some(p) = &o.partition {
+            p.waiters.wake_all();
+        }
+    }
 }
 
 fn is_durable(outcome: &PartitionOutcome) -> bool {
