@@ -11,3 +11,4 @@ pub mod config;
 pub mod handlers;
 pub mod network;
 pub mod run;
+pub mod sys;

@@ -12,6 +12,16 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the broker until SIGTERM or SIGINT; returns once the logs are closed cleanly.
 pub async fn run(mut config: BrokerConfig) -> Result<(), String> {
+    match crate::sys::raise_open_file_limit() {
+        Ok((before, after)) if after > before => {
+            tracing::info!(before, after, "raised the open-file limit")
+        }
+        Ok((_, limit)) if limit < 4096 => {
+            tracing::warn!(limit, "open-file limit is low: each partition holds three files; raise the hard limit (ulimit -Hn)")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read or raise the open-file limit"),
+    }
     let listener = TcpListener::bind(config.listener)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listener))?;

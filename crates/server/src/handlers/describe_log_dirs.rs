@@ -24,7 +24,7 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
         };
         let mut dir = DescribeLogDirsResult::default();
         dir.log_dir = str_bytes(broker.data_dir.display().to_string());
-        let (total, usable) = disk_space(&broker.data_dir);
+        let (total, usable) = crate::sys::disk_space(&broker.data_dir);
         dir.total_bytes = total;
         dir.usable_bytes = usable;
         dir.topics = wanted
@@ -52,20 +52,4 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
         response.results = vec![dir];
         response
     })
-}
-
-/// (total, available) bytes of the filesystem holding `path`, or (-1, -1) if unknown.
-#[allow(unsafe_code)]
-fn disk_space(path: &std::path::Path) -> (i64, i64) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return (-1, -1);
-    };
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c_path is a valid NUL-terminated string and stat a valid out-pointer for the call's duration.
-    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
-        return (-1, -1);
-    }
-    let block = stat.f_frsize as i64;
-    (stat.f_blocks as i64 * block, stat.f_bavail as i64 * block)
 }
