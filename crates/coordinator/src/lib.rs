@@ -5,3 +5,4 @@
 //! by a runtime, static membership and KIP-848 come next (issue 4).
 
 pub mod group;
+pub mod offsets;
