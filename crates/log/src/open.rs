@@ -70,7 +70,9 @@ impl PartitionLog {
         let (recovery_point, clean) = read_recovery_checkpoint(dir);
         report.clean_shutdown = clean;
         let checkpointed_start = read_log_start_checkpoint(dir);
-        if bases.is_empty() {
+        // A log created just now holds nothing to recover or sync: open it as trusted.
+        let fresh = bases.is_empty();
+        if fresh {
             let base = checkpointed_start.unwrap_or(0).max(0);
             Segment::create(dir, base, PartitionLog::limits(&config), now)?;
             checkpoint::sync_dir(dir)?;
@@ -81,7 +83,7 @@ impl PartitionLog {
             &config,
             &bases,
             recovery_point,
-            clean,
+            clean || fresh,
             &needs_rebuild,
             now,
             &mut report,

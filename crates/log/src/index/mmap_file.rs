@@ -12,6 +12,7 @@
 use crate::error::{IoContext, LogError, Result};
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -78,8 +79,15 @@ impl<const N: usize> MmapEntryFile<N> {
     /// A file still preallocated from an earlier open ends in all-zero entries, which no real entry is (the
     /// first batch of a segment, at position 0, never gets one). Entries are a non-zero prefix followed by
     /// zero padding, so a binary search finds where the padding starts.
+    ///
+    /// The search stays below the first hole of the (sparse) file, where the filesystem says written data
+    /// ends: probing the untouched preallocated region would fault in, and keep resident, pages of zeros for
+    /// nothing (about 1 MB per partition with fault-around, before this bound).
     fn entries_before_zero_padding(&self, entries: usize) -> usize {
-        let (mut lo, mut hi) = (0usize, entries);
+        let data_end = self
+            .first_hole()
+            .map_or(entries, |hole| (hole as usize).div_ceil(N));
+        let (mut lo, mut hi) = (0usize, entries.min(data_end));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if self.entry(mid).iter().all(|&b| b == 0) {
@@ -89,6 +97,13 @@ impl<const N: usize> MmapEntryFile<N> {
             }
         }
         lo
+    }
+
+    /// Offset of the file's first hole (`lseek(SEEK_HOLE)`), or `None` if the filesystem cannot say.
+    fn first_hole(&self) -> Option<u64> {
+        // SAFETY: lseek on a descriptor we own; it only moves the (unused) file offset.
+        let offset = unsafe { libc::lseek(self.file.as_raw_fd(), 0, libc::SEEK_HOLE) };
+        u64::try_from(offset).ok()
     }
 
     pub(crate) fn path(&self) -> &Path {
