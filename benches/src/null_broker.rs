@@ -5,18 +5,15 @@
 //! pays; everything above that in Ferrite is storage and bookkeeping.
 
 use bytes::{Buf, BytesMut};
-use ferrite_wire::api_table::SUPPORTED_APIS;
 use ferrite_wire::frame::frame_length;
 use ferrite_wire::request::{parse_request, ParsedFrame, RequestFrame};
 use ferrite_wire::response::encode_response;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, BrokerId, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, TopicName,
+    ApiKey, BrokerId, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use std::collections::HashMap;
@@ -89,7 +86,7 @@ async fn serve(mut socket: TcpStream, port: u16, state: Arc<NullState>) -> Resul
             let frame = buf.split_to(len).freeze().slice(4..);
             match parse_request(frame)? {
                 ParsedFrame::ApiVersionsFallback { correlation_id } => {
-                    let body = api_versions(35);
+                    let body = ferrite_wire::api_table::api_versions_response(35);
                     out.extend_from_slice(&encode_response(
                         ApiKey::ApiVersions,
                         0,
@@ -119,7 +116,12 @@ fn answer(req: &RequestFrame, port: u16, state: &NullState) -> Result<Option<byt
     let (key, version, id) = (req.api_key, req.version(), req.correlation_id());
     let mut body = req.body.clone();
     Ok(Some(match key {
-        ApiKey::ApiVersions => encode_response(key, version, id, &api_versions(0))?,
+        ApiKey::ApiVersions => encode_response(
+            key,
+            version,
+            id,
+            &ferrite_wire::api_table::api_versions_response(0),
+        )?,
         ApiKey::Metadata => {
             let request = MetadataRequest::decode(&mut body, version)?;
             encode_response(key, version, id, &metadata(&request, port, state))?
@@ -134,22 +136,6 @@ fn answer(req: &RequestFrame, port: u16, state: &NullState) -> Result<Option<byt
         }
         other => return Err(format!("null broker does not handle {other:?}").into()),
     }))
-}
-
-fn api_versions(error: i16) -> ApiVersionsResponse {
-    let mut r = ApiVersionsResponse::default();
-    r.error_code = error;
-    r.api_keys = SUPPORTED_APIS
-        .iter()
-        .map(|a| {
-            let mut v = ApiVersion::default();
-            v.api_key = a.key as i16;
-            v.min_version = a.min;
-            v.max_version = a.max;
-            v
-        })
-        .collect();
-    r
 }
 
 fn metadata(request: &MetadataRequest, port: u16, state: &NullState) -> MetadataResponse {

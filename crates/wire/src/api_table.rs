@@ -3,7 +3,8 @@
 //! Ranges follow what a Kafka 4.0 broker advertises (see KAFKA-NOTES.md); an API appears here only once the
 //! server has a handler for it, because clients switch features on from these ranges.
 
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiRange {
@@ -54,6 +55,23 @@ pub fn markdown_table() -> String {
         ));
     }
     out
+}
+
+/// The ApiVersions answer: this table, with `error_code` (UNSUPPORTED_VERSION for the fallback).
+pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
+    let mut response = ApiVersionsResponse::default();
+    response.error_code = error_code;
+    response.api_keys = SUPPORTED_APIS
+        .iter()
+        .map(|a| {
+            let mut v = ApiVersion::default();
+            v.api_key = a.key as i16;
+            v.min_version = a.min;
+            v.max_version = a.max;
+            v
+        })
+        .collect();
+    response
 }
 
 /// The supported range for an API key, if the broker handles it.

@@ -4,39 +4,24 @@ use super::util::handle_with;
 use super::Response;
 use crate::broker::Broker;
 use bytes::BytesMut;
-use ferrite_wire::api_table::SUPPORTED_APIS;
+use ferrite_wire::api_table::api_versions_response;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use ferrite_wire::response::{begin_response, finish_response};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use kafka_protocol::protocol::Encodable;
 
-fn response(error: i16) -> ApiVersionsResponse {
-    let mut r = ApiVersionsResponse::default();
-    r.error_code = error;
-    r.api_keys = SUPPORTED_APIS
-        .iter()
-        .map(|a| {
-            let mut v = ApiVersion::default();
-            v.api_key = a.key as i16;
-            v.min_version = a.min;
-            v.max_version = a.max;
-            v
-        })
-        .collect();
-    r
-}
-
 pub fn handle(_broker: &Broker, frame: &RequestFrame) -> Response {
-    handle_with(frame, |_: ApiVersionsRequest| response(error_code::NONE))
+    handle_with(frame, |_: ApiVersionsRequest| {
+        api_versions_response(error_code::NONE)
+    })
 }
 
 /// The answer to an ApiVersions version we do not know: a v0 body with UNSUPPORTED_VERSION and our ranges.
 pub fn unsupported_version_fallback(correlation_id: i32) -> Response {
     let mut buf = BytesMut::new();
     begin_response(&mut buf, ApiKey::ApiVersions, 0, correlation_id);
-    match response(error_code::UNSUPPORTED_VERSION).encode(&mut buf, 0) {
+    match api_versions_response(error_code::UNSUPPORTED_VERSION).encode(&mut buf, 0) {
         Ok(()) => {
             finish_response(&mut buf, 0);
             Response::Frame(buf.freeze())
