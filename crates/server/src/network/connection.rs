@@ -15,7 +15,12 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 /// A response still being computed, or already known, in request order.
-pub(super) type Pending = tokio::task::JoinHandle<Response>;
+pub(super) enum Pending {
+    /// Answered during the first phase: no task needed.
+    Ready(Response),
+    /// A second phase still running.
+    Task(tokio::task::JoinHandle<Response>),
+}
 
 pub(super) async fn run(
     broker: Arc<Broker>,
@@ -95,7 +100,7 @@ async fn read_loop(
 /// Runs the first phase now (in order); the rest becomes a task whose response the writer awaits in order.
 async fn dispatch(broker: &Arc<Broker>, parsed: ParsedFrame) -> Pending {
     match handlers::dispatch(broker, parsed).await {
-        Dispatched::Ready(response) => tokio::spawn(async move { response }),
-        Dispatched::Deferred(future) => tokio::spawn(future),
+        Dispatched::Ready(response) => Pending::Ready(response),
+        Dispatched::Deferred(future) => Pending::Task(tokio::spawn(future)),
     }
 }

@@ -19,12 +19,15 @@ pub(super) async fn write_loop(
     mut pending: mpsc::Receiver<Pending>,
 ) {
     while let Some(next) = pending.recv().await {
-        let response = match next.await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "request handler panicked; closing connection");
-                break;
-            }
+        let response = match next {
+            Pending::Ready(response) => response,
+            Pending::Task(task) => match task.await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "request handler panicked; closing connection");
+                    break;
+                }
+            },
         };
         let result = match response {
             Response::None => Ok(()),
