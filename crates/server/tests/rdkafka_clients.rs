@@ -66,6 +66,15 @@ async fn create_topic(broker: &Broker, name: &str, partitions: i32, configs: &[(
 
 type HeaderList = Vec<(String, Vec<u8>)>;
 
+fn owned_headers(headers: &HeaderList) -> OwnedHeaders {
+    headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+        h.insert(Header {
+            key: k,
+            value: Some(v),
+        })
+    })
+}
+
 /// (key, value, headers) of a test record.
 fn record_parts(i: usize) -> (String, Vec<u8>, HeaderList) {
     let value: Vec<u8> = (0..(i * 37) % 500).map(|j| (i + j) as u8).collect();
@@ -83,13 +92,7 @@ async fn produce_n(producer: &FutureProducer, topic: &str, partition: i32, n: us
     let mut offsets = vec![];
     for i in 0..n {
         let (key, value, headers) = record_parts(i);
-        let mut h = OwnedHeaders::new();
-        for (k, v) in &headers {
-            h = h.insert(Header {
-                key: k,
-                value: Some(v),
-            });
-        }
+        let h = owned_headers(&headers);
         let record = FutureRecord::to(topic)
             .partition(partition)
             .key(&key)
@@ -199,13 +202,7 @@ async fn every_compression_codec_round_trips() {
         let mut deliveries = Vec::new();
         for i in 0..150 {
             let (key, value, headers) = record_parts(i);
-            let mut h = OwnedHeaders::new();
-            for (k, v) in &headers {
-                h = h.insert(Header {
-                    key: k,
-                    value: Some(v),
-                });
-            }
+            let h = owned_headers(&headers);
             let record = FutureRecord::to(&t)
                 .partition(0)
                 .key(&key)

@@ -492,20 +492,7 @@ impl ClassicGroup {
         match self.state {
             GroupState::PreparingRebalance => fail(REBALANCE_IN_PROGRESS),
             GroupState::Empty | GroupState::Dead => fail(UNKNOWN_MEMBER_ID),
-            GroupState::Stable => {
-                let assignment = self
-                    .members
-                    .get(member_id)
-                    .map(|m| m.assignment.clone())
-                    .unwrap_or_default();
-                (
-                    SyncOutcome::Immediate {
-                        error_code: NONE,
-                        assignment,
-                    },
-                    vec![],
-                )
-            }
+            GroupState::Stable => (self.own_assignment(member_id), vec![]),
             GroupState::CompletingRebalance if self.leader.as_deref() != Some(member_id) => {
                 if let Some(m) = self.members.get_mut(member_id) {
                     m.awaiting_sync = true;
@@ -527,19 +514,21 @@ impl ClassicGroup {
                         assignment: m.assignment.clone(),
                     });
                 }
-                let own = self
-                    .members
-                    .get(member_id)
-                    .map(|m| m.assignment.clone())
-                    .unwrap_or_default();
-                (
-                    SyncOutcome::Immediate {
-                        error_code: NONE,
-                        assignment: own,
-                    },
-                    replies,
-                )
+                (self.own_assignment(member_id), replies)
             }
+        }
+    }
+
+    /// A member's current assignment, as an immediate SyncGroup answer.
+    fn own_assignment(&self, member_id: &str) -> SyncOutcome {
+        let assignment = self
+            .members
+            .get(member_id)
+            .map(|m| m.assignment.clone())
+            .unwrap_or_default();
+        SyncOutcome::Immediate {
+            error_code: NONE,
+            assignment,
         }
     }
 

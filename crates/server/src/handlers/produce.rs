@@ -109,7 +109,9 @@ fn append_all(broker: &Broker, request: ProduceRequest) -> (Vec<String>, Vec<Par
                 .as_ref()
                 .is_some_and(|t| t.effective.min_insync_replicas > 1);
         for data in topic.partition_data {
-            let partition = broker.partition(&name, data.index);
+            let partition = topic_state
+                .as_ref()
+                .and_then(|t| t.partition(data.index).cloned());
             let result = if invalid_acks {
                 Err(error_code::INVALID_REQUIRED_ACKS)
             } else if too_few_replicas && partition.is_some() {
