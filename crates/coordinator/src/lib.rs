@@ -7,3 +7,4 @@
 
 pub mod group;
 pub mod offsets;
+pub mod group_metadata;

@@ -44,7 +44,7 @@ pub enum RecordKey {
 #[error("malformed __consumer_offsets record: {0}")]
 pub struct RecordError(pub &'static str);
 
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], RecordError> {
@@ -55,27 +55,43 @@ impl Reader<'_> {
         self.0 = rest;
         Ok(head)
     }
-    fn i16(&mut self) -> Result<i16, RecordError> {
+    pub(crate) fn i16(&mut self) -> Result<i16, RecordError> {
         let b = self.take(2)?;
         Ok(i16::from_be_bytes([b[0], b[1]]))
     }
-    fn i32(&mut self) -> Result<i32, RecordError> {
+    pub(crate) fn i32(&mut self) -> Result<i32, RecordError> {
         let b = self.take(4)?;
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn i64(&mut self) -> Result<i64, RecordError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, RecordError> {
         let mut a = [0u8; 8];
         a.copy_from_slice(self.take(8)?);
         Ok(i64::from_be_bytes(a))
     }
-    fn string(&mut self) -> Result<String, RecordError> {
-        let len =
-            usize::try_from(self.i16()?).map_err(|_| RecordError("negative string length"))?;
-        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| RecordError("string is not UTF-8"))
+    pub(crate) fn string(&mut self) -> Result<String, RecordError> {
+        self.nullable_string()?
+            .ok_or(RecordError("null where a string is required"))
+    }
+    pub(crate) fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
+        let len = self.i16()?;
+        if len == -1 {
+            return Ok(None);
+        }
+        let len = usize::try_from(len).map_err(|_| RecordError("negative string length"))?;
+        String::from_utf8(self.take(len)?.to_vec())
+            .map(Some)
+            .map_err(|_| RecordError("string is not UTF-8"))
+    }
+    pub(crate) fn bytes(&mut self) -> Result<Vec<u8>, RecordError> {
+        let len = usize::try_from(self.i32()?).map_err(|_| RecordError("negative bytes length"))?;
+        Ok(self.take(len)?.to_vec())
+    }
+    pub(crate) fn remaining(&self) -> usize {
+        self.0.len()
     }
 }
 
-fn put_string(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_string(out: &mut Vec<u8>, s: &str) {
     let len = s.len().min(i16::MAX as usize);
     out.extend_from_slice(&(len as i16).to_be_bytes());
     out.extend_from_slice(&s.as_bytes()[..len]);

@@ -423,12 +423,13 @@ impl<'a> VarintReader<'a> {
         i32::try_from(self.varlong()?).map_err(|_| "varint out of i32 range".to_string())
     }
 
-    /// Skips a length-prefixed byte string; -1 (null) is allowed where `nullable`.
-    fn skip_bytes(&mut self, nullable: bool) -> Result<(), String> {
+    /// Skips a length-prefixed byte string, returning where it lies (`None` for null); -1 (null) is allowed
+    /// where `nullable`.
+    fn skip_bytes(&mut self, nullable: bool) -> Result<Option<std::ops::Range<usize>>, String> {
         let len = self.varint()?;
         if len < 0 {
             return if nullable && len == -1 {
-                Ok(())
+                Ok(None)
             } else {
                 Err(format!("invalid length {len}"))
             };
@@ -438,16 +439,20 @@ impl<'a> VarintReader<'a> {
             .checked_add(len as usize)
             .filter(|&e| e <= self.buf.len())
             .ok_or("field overruns record")?;
+        let start = self.pos;
         self.pos = end;
-        Ok(())
+        Ok(Some(start..end))
     }
 }
 
 /// One record's position inside a batch, as found by [`walk_records`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMeta {
     pub offset_delta: i32,
     pub timestamp: i64,
+    /// Where the key and value lie in the records buffer (`None`: null).
+    pub key: Option<std::ops::Range<usize>>,
+    pub value: Option<std::ops::Range<usize>>,
 }
 
 /// Walks the (uncompressed) records of a batch, calling `visit` for each, checking that every record's framing
@@ -482,8 +487,8 @@ pub fn walk_records(
         }
         let timestamp_delta = rec.varlong()?;
         let offset_delta = rec.varint()?;
-        rec.skip_bytes(true)?; // key
-        rec.skip_bytes(true)?; // value
+        let key = rec.skip_bytes(true)?;
+        let value = rec.skip_bytes(true)?;
         let header_count = rec.varint()?;
         if header_count < 0 {
             return Err(format!("negative header count {header_count}"));
@@ -503,6 +508,8 @@ pub fn walk_records(
         visit(RecordMeta {
             offset_delta,
             timestamp,
+            key,
+            value,
         })?;
         seen += 1;
         reader.pos = end;

@@ -6,6 +6,7 @@
 
 use super::errors::*;
 use super::state::{GroupState, IllegalTransition};
+use crate::group_metadata::{GroupSnapshot, MemberSnapshot};
 use std::collections::BTreeMap;
 
 /// Coordinator settings with Kafka's names and defaults.
@@ -45,6 +46,10 @@ pub struct JoinRequest {
     pub protocols: Vec<(String, Vec<u8>)>,
     /// JoinGroup v4+: a first join gets MEMBER_ID_REQUIRED and an id, and must join again with it.
     pub require_known_member_id: bool,
+    /// KIP-345 static membership: a restarted member with the same instance id takes over its old place
+    /// (and assignment) without a rebalance.
+    pub group_instance_id: Option<String>,
+    pub client_host: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -55,14 +60,18 @@ pub struct JoinResponse {
     pub protocol_name: Option<String>,
     pub leader: String,
     pub member_id: String,
-    /// Only the leader gets the members and their metadata for the chosen protocol.
-    pub members: Vec<(String, Vec<u8>)>,
+    /// Only the leader gets the members (id, instance id, metadata for the chosen protocol).
+    pub members: Vec<(String, Option<String>, Vec<u8>)>,
+    /// JoinGroup v9: a static leader rejoining a stable group gets the members but must not reassign.
+    pub skip_assignment: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinOutcome {
     Immediate(JoinResponse),
-    Pending,
+    /// The answer comes later as a [`Reply`] for `member_id` (generated here on a first join without
+    /// MEMBER_ID_REQUIRED).
+    Pending { member_id: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +81,18 @@ pub enum SyncOutcome {
         assignment: Vec<u8>,
     },
     Pending,
+}
+
+/// One member as DescribeGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// Its metadata for the group's protocol.
+    pub metadata: Vec<u8>,
+    pub assignment: Vec<u8>,
 }
 
 /// An answer to a request that was left pending.
@@ -90,7 +111,9 @@ pub enum Reply {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Member {
+    group_instance_id: Option<String>,
     client_id: String,
+    client_host: String,
     session_timeout_ms: i32,
     rebalance_timeout_ms: i32,
     protocols: Vec<(String, Vec<u8>)>,
@@ -102,6 +125,17 @@ struct Member {
     last_heartbeat_ms: i64,
 }
 
+impl Member {
+    /// The member's metadata for `protocol` (empty if it has none).
+    fn metadata_for(&self, protocol: Option<&str>) -> Vec<u8> {
+        self.protocols
+            .iter()
+            .find(|(n, _)| Some(n.as_str()) == protocol)
+            .map(|(_, md)| md.clone())
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ClassicGroup {
     pub group_id: String,
@@ -111,6 +145,8 @@ pub struct ClassicGroup {
     protocol_name: Option<String>,
     leader: Option<String>,
     members: BTreeMap<String, Member>,
+    /// Static members: instance id -> current member id.
+    static_members: BTreeMap<String, String>,
     /// Ids handed out with MEMBER_ID_REQUIRED, with when they expire if the member never rejoins.
     pending_members: BTreeMap<String, i64>,
     /// When the join phase ends at the latest.
@@ -128,6 +164,7 @@ impl ClassicGroup {
             protocol_name: None,
             leader: None,
             members: BTreeMap::new(),
+            static_members: BTreeMap::new(),
             pending_members: BTreeMap::new(),
             join_deadline_ms: None,
             limits,
@@ -152,6 +189,146 @@ impl ClassicGroup {
 
     pub fn protocol_name(&self) -> Option<&str> {
         self.protocol_name.as_deref()
+    }
+
+    pub fn protocol_type(&self) -> Option<&str> {
+        self.protocol_type.as_deref()
+    }
+
+    pub fn has_members(&self) -> bool {
+        !self.members.is_empty()
+    }
+
+    /// DescribeGroups: members with their metadata and assignment (both empty unless the group is stable,
+    /// as in Kafka, where they are meaningless mid-rebalance).
+    pub fn describe(&self) -> Vec<MemberDescription> {
+        let stable = self.state == GroupState::Stable;
+        self.members
+            .iter()
+            .map(|(id, m)| MemberDescription {
+                member_id: id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: if stable {
+                    m.metadata_for(self.protocol_name.as_deref())
+                } else {
+                    vec![]
+                },
+                assignment: if stable {
+                    m.assignment.clone()
+                } else {
+                    vec![]
+                },
+            })
+            .collect()
+    }
+
+    /// Kafka's OffsetCommit check. A commit with a negative generation and no member id comes from a client
+    /// not using group management (or an admin tool) and is allowed only while the group has no members.
+    pub fn validate_offset_commit(
+        &self,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> i16 {
+        if self.state == GroupState::Dead {
+            return COORDINATOR_NOT_AVAILABLE;
+        }
+        if generation_id < 0 && member_id.is_empty() && group_instance_id.is_none() {
+            return if self.members.is_empty() {
+                NONE
+            } else {
+                UNKNOWN_MEMBER_ID
+            };
+        }
+        if generation_id < 0 && self.state == GroupState::Empty {
+            return NONE;
+        }
+        let member_error = self.check_member(member_id, group_instance_id);
+        if member_error != NONE {
+            return member_error;
+        }
+        if generation_id != self.generation_id {
+            return ILLEGAL_GENERATION;
+        }
+        if self.state == GroupState::CompletingRebalance {
+            return REBALANCE_IN_PROGRESS;
+        }
+        NONE
+    }
+
+    /// What a `__consumer_offsets` group record holds now; written when a generation completes (Stable) or
+    /// the group empties, the two states a restarted coordinator can resume from.
+    pub fn snapshot(&self, now_ms: i64) -> GroupSnapshot {
+        GroupSnapshot {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation_id: self.generation_id,
+            protocol_name: self.protocol_name.clone(),
+            leader: self.leader.clone(),
+            current_state_timestamp_ms: now_ms,
+            members: self
+                .members
+                .iter()
+                .map(|(id, m)| MemberSnapshot {
+                    member_id: id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    subscription: m.metadata_for(self.protocol_name.as_deref()),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds a group from its record at start-up: Stable with its members if it had any (each gets a
+    /// fresh session from `now_ms`, so members that are gone expire normally), Empty otherwise.
+    pub fn restore(
+        group_id: impl Into<String>,
+        snapshot: GroupSnapshot,
+        limits: GroupLimits,
+        now_ms: i64,
+    ) -> Self {
+        let mut group = ClassicGroup::new(group_id, limits);
+        group.generation_id = snapshot.generation_id;
+        if !snapshot.protocol_type.is_empty() {
+            group.protocol_type = Some(snapshot.protocol_type);
+        }
+        let Some(protocol) = snapshot.protocol_name.filter(|_| !snapshot.members.is_empty()) else {
+            return group;
+        };
+        for m in snapshot.members {
+            if let Some(instance_id) = &m.group_instance_id {
+                group
+                    .static_members
+                    .insert(instance_id.clone(), m.member_id.clone());
+            }
+            group.members.insert(
+                m.member_id,
+                Member {
+                    group_instance_id: m.group_instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    protocols: vec![(protocol.clone(), m.subscription)],
+                    assignment: m.assignment,
+                    awaiting_join: false,
+                    awaiting_sync: false,
+                    last_heartbeat_ms: now_ms,
+                },
+            );
+        }
+        group.leader = snapshot
+            .leader
+            .filter(|l| group.members.contains_key(l))
+            .or_else(|| group.members.keys().next().cloned());
+        group.protocol_name = Some(protocol);
+        group.state = GroupState::Stable;
+        group
     }
 
     fn set_state(&mut self, to: GroupState) -> Result<(), IllegalTransition> {
@@ -231,6 +408,11 @@ impl ClassicGroup {
                 vec![],
             );
         }
+        if let Some(instance_id) = request.group_instance_id.clone() {
+            let (outcome, replies) = self.join_static(request, instance_id, now_ms, new_member_id);
+            self.forget_departed_static_members();
+            return (outcome, replies);
+        }
         let mut request = request;
         if request.member_id.is_empty() {
             let id = new_member_id();
@@ -251,7 +433,129 @@ impl ClassicGroup {
                 vec![],
             );
         }
-        self.add_or_update_member(request, now_ms)
+        let result = self.add_or_update_member(request, now_ms);
+        self.forget_departed_static_members();
+        result
+    }
+
+    /// KIP-345: a static member's first join (no member id) either takes a new place or replaces the member
+    /// that held its instance id; a join with a member id must be the instance's current one.
+    fn join_static(
+        &mut self,
+        mut request: JoinRequest,
+        instance_id: String,
+        now_ms: i64,
+        new_member_id: impl FnOnce() -> String,
+    ) -> (JoinOutcome, Vec<Reply>) {
+        let current = self.static_members.get(&instance_id).cloned();
+        if !request.member_id.is_empty() {
+            return match current {
+                Some(id) if id == request.member_id => self.add_or_update_member(request, now_ms),
+                Some(_) => (
+                    self.error_join(&request.member_id, FENCED_INSTANCE_ID),
+                    vec![],
+                ),
+                None => (
+                    self.error_join(&request.member_id, UNKNOWN_MEMBER_ID),
+                    vec![],
+                ),
+            };
+        }
+        let new_id = new_member_id();
+        match current.filter(|old| self.members.contains_key(old)) {
+            Some(old_id) => self.replace_static_member(old_id, new_id, request, now_ms),
+            None => {
+                if self.members.len() + self.pending_members.len() >= self.limits.max_size {
+                    return (self.error_join("", GROUP_MAX_SIZE_REACHED), vec![]);
+                }
+                self.static_members.insert(instance_id, new_id.clone());
+                request.member_id = new_id;
+                self.add_or_update_member(request, now_ms)
+            }
+        }
+    }
+
+    /// A restarted static member takes over its old place: same assignment, leadership kept. Answers the old
+    /// member id still has pending are fenced. In a stable group with unchanged metadata there is no
+    /// rebalance; otherwise it joins like a known member would.
+    fn replace_static_member(
+        &mut self,
+        old_id: String,
+        new_id: String,
+        mut request: JoinRequest,
+        now_ms: i64,
+    ) -> (JoinOutcome, Vec<Reply>) {
+        let mut replies = vec![];
+        let Some(mut member) = self.members.remove(&old_id) else {
+            return (self.error_join("", UNKNOWN_MEMBER_ID), vec![]);
+        };
+        if member.awaiting_join {
+            replies.push(Reply::Join {
+                member_id: old_id.clone(),
+                response: JoinResponse {
+                    error_code: FENCED_INSTANCE_ID,
+                    member_id: old_id.clone(),
+                    generation_id: -1,
+                    ..Default::default()
+                },
+            });
+        }
+        if member.awaiting_sync {
+            replies.push(Reply::Sync {
+                member_id: old_id.clone(),
+                error_code: FENCED_INSTANCE_ID,
+                assignment: vec![],
+            });
+        }
+        if let Some(instance_id) = &request.group_instance_id {
+            self.static_members
+                .insert(instance_id.clone(), new_id.clone());
+        }
+        if self.leader.as_deref() == Some(old_id.as_str()) {
+            self.leader = Some(new_id.clone());
+        }
+        let unchanged = member.protocols == request.protocols;
+        member.awaiting_join = false;
+        member.awaiting_sync = false;
+        member.last_heartbeat_ms = now_ms;
+        member.client_id.clone_from(&request.client_id);
+        member.client_host.clone_from(&request.client_host);
+        member.session_timeout_ms = request.session_timeout_ms;
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+        self.members.insert(new_id.clone(), member);
+        if self.state == GroupState::Stable && unchanged {
+            let is_leader = self.leader.as_deref() == Some(new_id.as_str());
+            let mut response = self.join_response(&new_id, is_leader);
+            response.skip_assignment = is_leader;
+            return (JoinOutcome::Immediate(response), replies);
+        }
+        request.member_id = new_id;
+        let (outcome, more) = self.add_or_update_member(request, now_ms);
+        replies.extend(more);
+        (outcome, replies)
+    }
+
+    /// Drops instance-id mappings whose member is gone (left, expired, or dropped from a join phase).
+    fn forget_departed_static_members(&mut self) {
+        let members = &self.members;
+        self.static_members.retain(|_, id| members.contains_key(id));
+    }
+
+    /// Kafka's member check for SyncGroup, Heartbeat, OffsetCommit and LeaveGroup: a static member must be the
+    /// instance's current holder (FENCED_INSTANCE_ID otherwise); any member must be known.
+    pub fn check_member(&self, member_id: &str, group_instance_id: Option<&str>) -> i16 {
+        if let Some(instance_id) = group_instance_id {
+            match self.static_members.get(instance_id) {
+                Some(id) if id == member_id => {}
+                Some(_) => return FENCED_INSTANCE_ID,
+                None => return UNKNOWN_MEMBER_ID,
+            }
+        }
+        if self.members.contains_key(member_id) {
+            NONE
+        } else {
+            UNKNOWN_MEMBER_ID
+        }
     }
 
     fn add_or_update_member(
@@ -270,6 +574,7 @@ impl ClassicGroup {
                 let response = self.join_response(&id, false);
                 if let Some(m) = self.members.get_mut(&id) {
                     m.last_heartbeat_ms = now_ms;
+                    m.awaiting_join = false;
                 }
                 return (JoinOutcome::Immediate(response), vec![]);
             }
@@ -279,9 +584,11 @@ impl ClassicGroup {
         }
         let assignment = existing.map(|m| m.assignment).unwrap_or_default();
         self.members.insert(
-            id,
+            id.clone(),
             Member {
+                group_instance_id: request.group_instance_id,
                 client_id: request.client_id,
+                client_host: request.client_host,
                 session_timeout_ms: request.session_timeout_ms,
                 rebalance_timeout_ms: request.rebalance_timeout_ms,
                 protocols: request.protocols,
@@ -293,7 +600,7 @@ impl ClassicGroup {
         );
         let mut replies = self.prepare_rebalance(now_ms);
         replies.extend(self.try_complete_join(now_ms, false));
-        (JoinOutcome::Pending, replies)
+        (JoinOutcome::Pending { member_id: id }, replies)
     }
 
     /// Starts (or extends) a join phase. Followers waiting in CompletingRebalance are told to rejoin.
@@ -433,12 +740,11 @@ impl ClassicGroup {
             self.members
                 .iter()
                 .map(|(id, m)| {
-                    let metadata = m
-                        .protocols
-                        .iter()
-                        .find(|(n, _)| Some(n) == protocol.as_ref())
-                        .map(|(_, md)| md.clone());
-                    (id.clone(), metadata.unwrap_or_default())
+                    (
+                        id.clone(),
+                        m.group_instance_id.clone(),
+                        m.metadata_for(protocol.as_deref()),
+                    )
                 })
                 .collect()
         } else {
@@ -452,14 +758,17 @@ impl ClassicGroup {
             leader: self.leader.clone().unwrap_or_default(),
             member_id: member_id.to_string(),
             members,
+            skip_assignment: false,
         }
     }
 
     /// SyncGroup. The leader's call carries the assignment for everyone (members it leaves out get an empty
     /// one) and releases the followers waiting for it.
+    #[allow(clippy::too_many_arguments)]
     pub fn sync(
         &mut self,
         member_id: &str,
+        group_instance_id: Option<&str>,
         generation_id: i32,
         protocol_type: Option<&str>,
         protocol_name: Option<&str>,
@@ -475,8 +784,9 @@ impl ClassicGroup {
                 vec![],
             )
         };
-        if !self.members.contains_key(member_id) {
-            return fail(UNKNOWN_MEMBER_ID);
+        let member_error = self.check_member(member_id, group_instance_id);
+        if member_error != NONE {
+            return fail(member_error);
         }
         if generation_id != self.generation_id {
             return fail(ILLEGAL_GENERATION);
@@ -533,7 +843,17 @@ impl ClassicGroup {
     }
 
     /// Heartbeat: keeps the session alive, and tells members to rejoin while a join phase is open.
-    pub fn heartbeat(&mut self, member_id: &str, generation_id: i32, now_ms: i64) -> i16 {
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+        now_ms: i64,
+    ) -> i16 {
+        let member_error = self.check_member(member_id, group_instance_id);
+        if member_error != NONE {
+            return member_error;
+        }
         let Some(member) = self.members.get_mut(member_id) else {
             return UNKNOWN_MEMBER_ID;
         };
@@ -548,22 +868,34 @@ impl ClassicGroup {
         }
     }
 
-    /// LeaveGroup for some members; returns each one's error and any answers the departure releases.
+    /// LeaveGroup for some (member id, instance id) pairs; returns each one's error and any answers the
+    /// departure releases. A static member may be removed by instance id alone (an empty member id, as
+    /// `kafka-consumer-groups --delete --members` does); otherwise the pair must match (KIP-345 fencing).
     pub fn leave(
         &mut self,
-        member_ids: &[String],
+        leaving: &[(String, Option<String>)],
         now_ms: i64,
-    ) -> (Vec<(String, i16)>, Vec<Reply>) {
+    ) -> (Vec<i16>, Vec<Reply>) {
         let mut results = vec![];
         let mut removed = false;
-        for id in member_ids {
-            if self.members.remove(id).is_some() || self.pending_members.remove(id).is_some() {
-                removed = true;
-                results.push((id.clone(), NONE));
-            } else {
-                results.push((id.clone(), UNKNOWN_MEMBER_ID));
+        for (member_id, instance_id) in leaving {
+            let member_id = match instance_id {
+                Some(instance) if member_id.is_empty() => {
+                    self.static_members.get(instance).cloned().unwrap_or_default()
+                }
+                _ => member_id.clone(),
+            };
+            if self.pending_members.remove(&member_id).is_some() {
+                results.push(NONE);
+                continue;
             }
+            let error = self.check_member(&member_id, instance_id.as_deref());
+            if error == NONE && self.members.remove(&member_id).is_some() {
+                removed = true;
+            }
+            results.push(error);
         }
+        self.forget_departed_static_members();
         let replies = if removed {
             self.membership_changed(now_ms)
         } else {
@@ -617,6 +949,7 @@ impl ClassicGroup {
         } else if self.state == GroupState::Empty {
             self.join_deadline_ms = None;
         }
+        self.forget_departed_static_members();
         replies
     }
 

@@ -14,7 +14,10 @@
 mod classic;
 mod state;
 
-pub use classic::{ClassicGroup, JoinOutcome, JoinRequest, JoinResponse, Reply, SyncOutcome};
+pub use classic::{
+    ClassicGroup, GroupLimits, JoinOutcome, JoinRequest, JoinResponse, MemberDescription, Reply,
+    SyncOutcome,
+};
 pub use state::{GroupState, IllegalTransition};
 
 /// Kafka error codes this module answers with (the server maps nothing else).
@@ -28,4 +31,5 @@ pub mod errors {
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub const MEMBER_ID_REQUIRED: i16 = 79;
     pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
 }

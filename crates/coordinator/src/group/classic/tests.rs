@@ -19,6 +19,8 @@ fn request(member_id: &str, protocols: &[&str]) -> JoinRequest {
             .map(|p| (p.to_string(), format!("meta-{member_id}-{p}").into_bytes()))
             .collect(),
         require_known_member_id: true,
+        group_instance_id: None,
+        client_host: "/127.0.0.1".into(),
     }
 }
 
@@ -39,7 +41,12 @@ fn join_new(
         (MEMBER_ID_REQUIRED, name)
     );
     let (outcome, replies) = group.join(request(name, protocols), now, || unreachable!());
-    assert_eq!(outcome, JoinOutcome::Pending);
+    assert_eq!(
+        outcome,
+        JoinOutcome::Pending {
+            member_id: name.to_string()
+        }
+    );
     (name.to_string(), replies)
 }
 
@@ -69,8 +76,7 @@ fn stable_group(names: &[&str]) -> ClassicGroup {
         .iter()
         .map(|n| (n.to_string(), format!("assign-{n}").into_bytes()))
         .collect();
-    let (outcome, _) = g.sync(
-        &leader,
+    let (outcome, _) = g.sync(&leader, None,
         g.generation_id(),
         Some("consumer"),
         Some("range"),
@@ -108,7 +114,7 @@ fn first_generation_waits_for_the_initial_delay_then_answers_everyone() {
         2,
         "the leader gets the members"
     );
-    assert_eq!(replies[&leader].members[0].1, b"meta-a-range".to_vec());
+    assert_eq!(replies[&leader].members[0].2, b"meta-a-range".to_vec());
     assert!(replies["b"].members.is_empty(), "followers do not");
     assert_eq!(replies["b"].protocol_name.as_deref(), Some("range"));
 }
@@ -121,8 +127,7 @@ fn followers_wait_for_the_leaders_assignment_and_missing_ones_are_empty() {
     join_new(&mut g, "c", &["range"], 0);
     g.tick(3_000);
     let generation = g.generation_id();
-    let (outcome, replies) = g.sync(
-        "b",
+    let (outcome, replies) = g.sync("b", None,
         generation,
         Some("consumer"),
         Some("range"),
@@ -130,8 +135,7 @@ fn followers_wait_for_the_leaders_assignment_and_missing_ones_are_empty() {
         3_100,
     );
     assert_eq!((outcome, replies.len()), (SyncOutcome::Pending, 0));
-    let (outcome, replies) = g.sync(
-        "a",
+    let (outcome, replies) = g.sync("a", None,
         generation,
         Some("consumer"),
         Some("range"),
@@ -155,7 +159,7 @@ fn followers_wait_for_the_leaders_assignment_and_missing_ones_are_empty() {
     );
     assert_eq!(g.state(), GroupState::Stable);
     // c was not given anything: a valid, empty assignment.
-    let (outcome, _) = g.sync("c", generation, None, None, vec![], 3_300);
+    let (outcome, _) = g.sync("c", None, generation, None, None, vec![], 3_300);
     assert_eq!(
         outcome,
         SyncOutcome::Immediate {
@@ -172,14 +176,19 @@ fn a_new_member_triggers_a_rebalance_that_completes_when_everyone_rejoined() {
     assert!(replies.is_empty());
     assert_eq!(g.state(), GroupState::PreparingRebalance);
     assert_eq!(
-        g.heartbeat("a", 1, 5_100),
+        g.heartbeat("a", None, 1, 5_100),
         REBALANCE_IN_PROGRESS,
         "members learn to rejoin from heartbeats"
     );
     let (outcome, replies) = g.join(request("a", &["range"]), 5_200, || unreachable!());
     assert_eq!(
         (outcome, replies.len()),
-        (JoinOutcome::Pending, 0),
+        (
+            JoinOutcome::Pending {
+                member_id: "a".into()
+            },
+            0
+        ),
         "b has not rejoined yet"
     );
     let (_, replies) = g.join(request("b", &["range"]), 5_300, || unreachable!());
@@ -196,7 +205,7 @@ fn a_new_member_triggers_a_rebalance_that_completes_when_everyone_rejoined() {
 #[test]
 fn members_that_do_not_rejoin_in_time_are_dropped() {
     let mut g = stable_group(&["a", "b"]);
-    g.leave(&["nobody".to_string()], 4_000);
+    g.leave(&[("nobody".to_string(), None)], 4_000);
     join_new(&mut g, "c", &["range"], 5_000);
     g.join(request("a", &["range"]), 5_100, || unreachable!());
     // b never rejoins: at the rebalance deadline (max rebalance timeout, 20 s) the phase completes without it.
@@ -207,7 +216,7 @@ fn members_that_do_not_rejoin_in_time_are_dropped() {
         vec!["a".to_string(), "c".to_string()]
     );
     assert_eq!(
-        g.heartbeat("b", g.generation_id(), 25_001),
+        g.heartbeat("b", None, g.generation_id(), 25_001),
         UNKNOWN_MEMBER_ID
     );
 }
@@ -215,7 +224,7 @@ fn members_that_do_not_rejoin_in_time_are_dropped() {
 #[test]
 fn an_expired_session_causes_a_rebalance() {
     let mut g = stable_group(&["a", "b"]);
-    assert_eq!(g.heartbeat("a", 1, 12_000), NONE);
+    assert_eq!(g.heartbeat("a", None, 1, 12_000), NONE);
     // b's last heartbeat was its sync at 3,000; its 10 s session runs out at 13,000.
     assert!(g.tick(12_999).is_empty());
     g.tick(13_000);
@@ -229,16 +238,10 @@ fn an_expired_session_causes_a_rebalance() {
 #[test]
 fn leaving_rebalances_and_the_last_one_out_empties_the_group() {
     let mut g = stable_group(&["a", "b"]);
-    let (results, _) = g.leave(&["b".to_string(), "zz".to_string()], 4_000);
-    assert_eq!(
-        results,
-        vec![
-            ("b".to_string(), NONE),
-            ("zz".to_string(), UNKNOWN_MEMBER_ID)
-        ]
-    );
+    let (results, _) = g.leave(&[("b".to_string(), None), ("zz".to_string(), None)], 4_000);
+    assert_eq!(results, vec![NONE, UNKNOWN_MEMBER_ID]);
     assert_eq!(g.state(), GroupState::PreparingRebalance);
-    g.leave(&["a".to_string()], 4_100);
+    g.leave(&[("a".to_string(), None)], 4_100);
     assert_eq!(g.state(), GroupState::Empty);
     assert!(g.delete().is_ok());
     assert_eq!(g.state(), GroupState::Dead);
@@ -255,9 +258,9 @@ fn leaving_rebalances_and_the_last_one_out_empties_the_group() {
 #[test]
 fn fencing_errors() {
     let mut g = stable_group(&["a", "b"]);
-    assert_eq!(g.heartbeat("a", 0, 4_000), ILLEGAL_GENERATION);
-    assert_eq!(g.heartbeat("ghost", 1, 4_000), UNKNOWN_MEMBER_ID);
-    let (outcome, _) = g.sync("a", 7, None, None, vec![], 4_000);
+    assert_eq!(g.heartbeat("a", None, 0, 4_000), ILLEGAL_GENERATION);
+    assert_eq!(g.heartbeat("ghost", None, 1, 4_000), UNKNOWN_MEMBER_ID);
+    let (outcome, _) = g.sync("a", None, 7, None, None, vec![], 4_000);
     assert_eq!(
         outcome,
         SyncOutcome::Immediate {
@@ -265,7 +268,7 @@ fn fencing_errors() {
             assignment: vec![]
         }
     );
-    let (outcome, _) = g.sync("a", 1, Some("connect"), None, vec![], 4_000);
+    let (outcome, _) = g.sync("a", None, 1, Some("connect"), None, vec![], 4_000);
     assert_eq!(
         outcome,
         SyncOutcome::Immediate {
@@ -321,7 +324,7 @@ fn a_follower_waiting_for_its_assignment_is_told_to_rejoin_when_membership_chang
     join_new(&mut g, "a", &["range"], 0);
     join_new(&mut g, "b", &["range"], 0);
     g.tick(3_000);
-    let (outcome, _) = g.sync("b", 1, None, None, vec![], 3_100);
+    let (outcome, _) = g.sync("b", None, 1, None, None, vec![], 3_100);
     assert_eq!(outcome, SyncOutcome::Pending);
     let (_, replies) = join_new(&mut g, "c", &["range"], 3_200);
     assert_eq!(
@@ -374,4 +377,153 @@ fn pending_member_ids_lapse() {
             ..
         })
     ));
+}
+
+fn static_request(member_id: &str, instance: &str) -> JoinRequest {
+    JoinRequest {
+        group_instance_id: Some(instance.to_string()),
+        ..request(member_id, &["range"])
+    }
+}
+
+/// A stable group of two static members "i1" and "i2"; returns (group, member ids).
+fn stable_static_group() -> (ClassicGroup, String, String) {
+    let mut g = ClassicGroup::new("g", LIMITS);
+    let (o1, _) = g.join(static_request("", "i1"), 0, || "m1".into());
+    let (o2, _) = g.join(static_request("", "i2"), 0, || "m2".into());
+    assert_eq!(
+        (o1, o2),
+        (
+            JoinOutcome::Pending {
+                member_id: "m1".into()
+            },
+            JoinOutcome::Pending {
+                member_id: "m2".into()
+            }
+        ),
+        "static members skip MEMBER_ID_REQUIRED"
+    );
+    assert_eq!(join_replies(&g.tick(3_000)).len(), 2);
+    let assignments = vec![
+        ("m1".to_string(), b"p0".to_vec()),
+        ("m2".to_string(), b"p1".to_vec()),
+    ];
+    let leader = g.leader().expect("leader").to_string();
+    g.sync(
+        &leader,
+        Some(if leader == "m1" { "i1" } else { "i2" }),
+        1,
+        None,
+        None,
+        assignments,
+        3_000,
+    );
+    assert_eq!(g.state(), GroupState::Stable);
+    (g, "m1".into(), "m2".into())
+}
+
+#[test]
+fn restarted_static_member_takes_over_without_a_rebalance() {
+    let (mut g, _m1, m2) = stable_static_group();
+    let generation = g.generation_id();
+    let (outcome, replies) = g.join(static_request("", "i2"), 4_000, || "m2-new".into());
+    assert!(replies.is_empty());
+    let JoinOutcome::Immediate(response) = outcome else {
+        panic!("a stable group answers a known static member at once")
+    };
+    assert_eq!(
+        (
+            response.error_code,
+            response.generation_id,
+            response.member_id.as_str()
+        ),
+        (NONE, generation, "m2-new")
+    );
+    assert_eq!(g.state(), GroupState::Stable);
+    let (sync, _) = g.sync("m2-new", Some("i2"), generation, None, None, vec![], 4_100);
+    assert_eq!(
+        sync,
+        SyncOutcome::Immediate {
+            error_code: NONE,
+            assignment: b"p1".to_vec()
+        },
+        "the assignment moves with the instance id"
+    );
+    assert_eq!(
+        g.heartbeat(&m2, Some("i2"), generation, 4_200),
+        FENCED_INSTANCE_ID
+    );
+    assert_eq!(g.heartbeat(&m2, None, generation, 4_200), UNKNOWN_MEMBER_ID);
+    let (outcome, _) = g.join(static_request(&m2, "i2"), 4_300, || unreachable!());
+    let JoinOutcome::Immediate(response) = outcome else {
+        panic!("fenced")
+    };
+    assert_eq!(response.error_code, FENCED_INSTANCE_ID);
+}
+
+#[test]
+fn static_member_leave_by_instance_id_rebalances_and_forgets_it() {
+    let (mut g, m1, _m2) = stable_static_group();
+    let (results, _) = g.leave(&[(String::new(), Some("i2".into()))], 5_000);
+    assert_eq!(results, vec![NONE]);
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    assert_eq!(g.member_ids().collect::<Vec<_>>(), vec![m1.as_str()]);
+    let (results, _) = g.leave(&[("m1".into(), Some("i2".into()))], 5_000);
+    assert_eq!(results, vec![UNKNOWN_MEMBER_ID], "i2 is gone");
+}
+
+#[test]
+fn snapshot_restores_a_stable_group() {
+    let (g, m1, m2) = stable_static_group();
+    let snapshot = g.snapshot(3_500);
+    let encoded = crate::group_metadata::encode_value(&snapshot);
+    let decoded = crate::group_metadata::decode_value(&encoded).expect("decodes");
+    let mut restored = ClassicGroup::restore("g", decoded, LIMITS, 10_000);
+    assert_eq!(restored.state(), GroupState::Stable);
+    assert_eq!(restored.generation_id(), g.generation_id());
+    assert_eq!(restored.leader(), g.leader());
+    assert_eq!(restored.protocol_name(), Some("range"));
+    assert_eq!(restored.describe(), g.describe());
+    let generation = g.generation_id();
+    assert_eq!(restored.heartbeat(&m1, Some("i1"), generation, 10_100), NONE);
+    assert_eq!(
+        restored.heartbeat(&m2, Some("i1"), generation, 10_100),
+        FENCED_INSTANCE_ID
+    );
+    // A member that never comes back expires a session after the restart.
+    let replies = restored.tick(10_000 + 10_000);
+    assert!(replies.is_empty());
+    assert_eq!(restored.state(), GroupState::PreparingRebalance);
+}
+
+#[test]
+fn offset_commit_checks_membership_and_generation() {
+    let mut empty = ClassicGroup::new("g", LIMITS);
+    assert_eq!(empty.validate_offset_commit("", None, -1), NONE, "admin commit");
+    let (g, m1, _) = stable_static_group();
+    let generation = g.generation_id();
+    assert_eq!(g.validate_offset_commit(&m1, Some("i1"), generation), NONE);
+    assert_eq!(g.validate_offset_commit(&m1, None, generation), NONE);
+    assert_eq!(
+        g.validate_offset_commit(&m1, None, generation - 1),
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        g.validate_offset_commit("nobody", None, generation),
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        g.validate_offset_commit("", None, -1),
+        UNKNOWN_MEMBER_ID,
+        "a non-member cannot commit for a live group"
+    );
+    assert_eq!(
+        g.validate_offset_commit(&m1, Some("i2"), generation),
+        FENCED_INSTANCE_ID
+    );
+    empty.delete().expect("empty group deletes");
+    assert_eq!(
+        empty.validate_offset_commit("", None, -1),
+        COORDINATOR_NOT_AVAILABLE
+    );
 }
