@@ -11,6 +11,7 @@
 mod baseline;
 mod broker;
 mod chart;
+mod groups;
 mod load;
 mod null_broker;
 mod report;
@@ -41,6 +42,10 @@ struct Args {
     /// Consumer instances in the consume scenario.
     #[arg(long, default_value_t = 1)]
     consumers: usize,
+    /// Run only the consumer-group figures (rebalance time, commits/s, memory per idle group) and write
+    /// `<out>/groups.md` and `<out>/groups.json`.
+    #[arg(long)]
+    groups: bool,
 }
 
 struct Ctx {
@@ -91,6 +96,18 @@ fn run(args: Args) -> Result<(), Error> {
     let tmp = tempfile::Builder::new()
         .prefix("ferrite-bench-")
         .tempdir_in(&tmp_root)?;
+    if args.groups {
+        let figures = groups::run(&bin, tmp.path(), args.quick)?;
+        std::fs::create_dir_all(&args.out)?;
+        let table = figures.markdown();
+        println!("{table}");
+        std::fs::write(args.out.join("groups.md"), &table)?;
+        std::fs::write(
+            args.out.join("groups.json"),
+            serde_json::to_string_pretty(&figures)?,
+        )?;
+        return Ok(());
+    }
     let ferrite = Broker::start(&bin, &tmp.path().join("data"), &[])?;
     let null = null_broker::NullBroker::start()?;
     eprintln!(

@@ -5,6 +5,7 @@
 //! advertised). The runtime (reply routing, timers), the API handlers, durable commits through the log with
 //! replay at start-up, static membership and KIP-848 come next (issue 4).
 
+pub mod assignor;
 pub mod group;
-pub mod offsets;
 pub mod group_metadata;
+pub mod offsets;

@@ -188,12 +188,31 @@ impl OffsetStore {
         self.offsets.get(key)
     }
 
+    /// The groups with at least one committed offset.
+    pub fn group_ids(&self) -> impl Iterator<Item = &str> + '_ {
+        let mut last: Option<&str> = None;
+        self.offsets.keys().filter_map(move |k| {
+            let id = k.group.as_str();
+            (last != Some(id)).then(|| {
+                last = Some(id);
+                id
+            })
+        })
+    }
+
     /// Every committed offset of a group, for OffsetFetch with no partitions listed.
     pub fn group<'a>(
         &'a self,
         group: &'a str,
     ) -> impl Iterator<Item = (&'a OffsetKey, &'a CommittedOffset)> + 'a {
-        self.offsets.iter().filter(move |(k, _)| k.group == group)
+        let first = OffsetKey {
+            group: group.to_string(),
+            topic: String::new(),
+            partition: i32::MIN,
+        };
+        self.offsets
+            .range(first..)
+            .take_while(move |(k, _)| k.group == group)
     }
 
     /// Offsets older than `retention_ms` in groups with no members (`has_members` false): the keys to write

@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod groups;
 pub mod handlers;
 pub mod network;
 pub mod run;

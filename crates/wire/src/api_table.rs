@@ -29,8 +29,16 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::Fetch, 4, 17),
     api(ApiKey::ListOffsets, 1, 10),
     api(ApiKey::Metadata, 0, 13),
-    // Answers COORDINATOR_NOT_AVAILABLE until consumer groups exist; librdkafka needs it advertised for LZ4.
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
+    // Groups only; transactional keys answer COORDINATOR_NOT_AVAILABLE until transactions exist.
     api(ApiKey::FindCoordinator, 0, 6),
+    api(ApiKey::JoinGroup, 2, 9),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 6),
+    api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
@@ -40,9 +48,11 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The table as markdown, as README.md shows it (a test keeps the README in sync).

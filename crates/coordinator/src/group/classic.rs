@@ -71,7 +71,9 @@ pub enum JoinOutcome {
     Immediate(JoinResponse),
     /// The answer comes later as a [`Reply`] for `member_id` (generated here on a first join without
     /// MEMBER_ID_REQUIRED).
-    Pending { member_id: String },
+    Pending {
+        member_id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,11 +217,7 @@ impl ClassicGroup {
                 } else {
                     vec![]
                 },
-                assignment: if stable {
-                    m.assignment.clone()
-                } else {
-                    vec![]
-                },
+                assignment: if stable { m.assignment.clone() } else { vec![] },
             })
             .collect()
     }
@@ -297,7 +295,10 @@ impl ClassicGroup {
         if !snapshot.protocol_type.is_empty() {
             group.protocol_type = Some(snapshot.protocol_type);
         }
-        let Some(protocol) = snapshot.protocol_name.filter(|_| !snapshot.members.is_empty()) else {
+        let Some(protocol) = snapshot
+            .protocol_name
+            .filter(|_| !snapshot.members.is_empty())
+        else {
             return group;
         };
         for m in snapshot.members {
@@ -880,9 +881,11 @@ impl ClassicGroup {
         let mut removed = false;
         for (member_id, instance_id) in leaving {
             let member_id = match instance_id {
-                Some(instance) if member_id.is_empty() => {
-                    self.static_members.get(instance).cloned().unwrap_or_default()
-                }
+                Some(instance) if member_id.is_empty() => self
+                    .static_members
+                    .get(instance)
+                    .cloned()
+                    .unwrap_or_default(),
                 _ => member_id.clone(),
             };
             if self.pending_members.remove(&member_id).is_some() {

@@ -12,12 +12,14 @@
 //! sockets and timers while tests drive it with numbers.
 
 mod classic;
+pub mod consumer;
 mod state;
 
 pub use classic::{
     ClassicGroup, GroupLimits, JoinOutcome, JoinRequest, JoinResponse, MemberDescription, Reply,
     SyncOutcome,
 };
+pub use consumer::{ConsumerGroup, ConsumerGroupConfig, ConsumerGroupState};
 pub use state::{GroupState, IllegalTransition};
 
 /// Kafka error codes this module answers with (the server maps nothing else).
@@ -32,4 +34,17 @@ pub mod errors {
     pub const MEMBER_ID_REQUIRED: i16 = 79;
     pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
     pub const FENCED_INSTANCE_ID: i16 = 82;
+}
+
+/// The topics in a "consumer" protocol member's subscription metadata (Kafka's ConsumerProtocolSubscription:
+/// i16 version, then an i32-counted array of i16-length topic names; later fields are ignored). `None` if the
+/// bytes do not hold that.
+pub fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
+    let mut r = crate::offsets::Reader(metadata);
+    r.i16().ok()?;
+    let count = usize::try_from(r.i32().ok()?).ok()?;
+    if count > r.remaining() / 2 {
+        return None;
+    }
+    (0..count).map(|_| r.string().ok()).collect()
 }

@@ -1,7 +1,9 @@
 //! Periodic work on every partition log, each on its own timer and off the async threads:
 //! - retention (`log.retention.check.interval.ms`): delete expired segments, unlink `.deleted` files;
 //! - flush (`log.flush.scheduler.interval.ms`): apply `flush.ms` to partitions that went quiet;
-//! - recovery-point checkpoints (every 60 s, Kafka's `log.flush.offset.checkpoint.interval.ms`).
+//! - recovery-point checkpoints (every 60 s, Kafka's `log.flush.offset.checkpoint.interval.ms`);
+//! - group session and join deadlines (every 100 ms);
+//! - expiry of committed offsets (`offsets.retention.check.interval.ms`).
 
 use super::Broker;
 use std::sync::Arc;
@@ -27,10 +29,32 @@ pub fn spawn(
         every(broker, shutdown.clone(), flush, "flush", flush_if_due),
         every(
             broker,
-            shutdown,
+            shutdown.clone(),
             CHECKPOINT_INTERVAL,
             "checkpoint",
             checkpoint,
+        ),
+        every(
+            broker,
+            shutdown.clone(),
+            crate::groups::TICK,
+            "group deadlines",
+            |b| {
+                if let Some(groups) = b.groups() {
+                    groups.tick();
+                }
+            },
+        ),
+        every(
+            broker,
+            shutdown,
+            ms(broker.config.offsets_retention_check_interval_ms),
+            "offset expiry",
+            |b| {
+                if let Some(expired) = b.groups().map(|g| g.expire_offsets()).filter(|n| *n > 0) {
+                    tracing::info!(expired, "removed expired committed offsets");
+                }
+            },
         ),
     ]
 }
@@ -66,9 +90,13 @@ fn every(
 
 fn enforce_retention(broker: &Broker) {
     for topic in broker.topics() {
+        // A compact-only topic (such as __consumer_offsets) keeps its records whatever their age or size.
+        let deletes = topic.effective.cleanup_policy.deletes();
         for p in &topic.partitions {
-            if let Err(e) = p.log.enforce_retention() {
-                tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed");
+            if deletes {
+                if let Err(e) = p.log.enforce_retention() {
+                    tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed");
+                }
             }
             if let Err(e) = p.log.delete_expired_files() {
                 tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "deleting expired files failed");

@@ -12,13 +12,14 @@ pub mod topic_name;
 
 use crate::config::broker::BrokerConfig;
 use crate::config::topic::{effective_config, validate_topic_config, TopicOverrides};
+use crate::groups::GroupCoordinator;
 use ferrite_log::file_names::partition_dir;
 use ferrite_log::{LogOptions, PartitionLog};
 use metadata_store::{ClusterMetadata, MetadataStore, StoreError, TopicRecord};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 pub use topic::{Partition, Topic};
 
 /// Why a topic operation failed; handlers map these to Kafka error codes.
@@ -72,6 +73,8 @@ pub struct Broker {
     metadata: Mutex<ClusterMetadata>,
     cluster_id: String,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Set once at the end of [`Broker::open`], after the topics it replays are open.
+    groups: OnceLock<GroupCoordinator>,
 }
 
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
@@ -103,7 +106,7 @@ impl Broker {
             let topic = open_topic(&config, &data_dir, record)?;
             topics.insert(record.name.clone(), Arc::new(topic));
         }
-        Ok(Broker {
+        let broker = Broker {
             cluster_id: metadata.cluster_id.clone(),
             config,
             data_dir,
@@ -111,7 +114,16 @@ impl Broker {
             store,
             metadata: Mutex::new(metadata),
             topics: RwLock::new(topics),
-        })
+            groups: OnceLock::new(),
+        };
+        let coordinator = GroupCoordinator::start(&broker)?;
+        let _ = broker.groups.set(coordinator);
+        Ok(broker)
+    }
+
+    /// The group coordinator (every group maps to a partition this single broker leads).
+    pub fn groups(&self) -> Option<&GroupCoordinator> {
+        self.groups.get()
     }
 
     pub fn cluster_id(&self) -> &str {

@@ -57,6 +57,22 @@ pub struct BrokerConfig {
     pub log_flush_scheduler_interval_ms: i64,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
+    /// `offsets.retention.minutes`.
+    pub offsets_retention_minutes: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: i64,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: i64,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
+    /// `group.max.size`.
+    pub group_max_size: i32,
+    /// `group.consumer.session.timeout.ms`.
+    pub group_consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`.
+    pub group_consumer_heartbeat_interval_ms: i32,
     /// Broker-wide defaults for topic configs (`log.retention.hours`, `log.segment.bytes`, ...).
     pub topic_defaults: TopicDefaults,
     /// The broker settings given explicitly, with where each came from; a name not here has its default. Kept
@@ -165,6 +181,54 @@ const BROKER_SETTINGS: &[BrokerSettingDef] = &[
         Some("50"),
         "Partitions of the __consumer_offsets topic.",
     ),
+    setting(
+        "offsets.retention.minutes",
+        Kind::Long { min: 1 },
+        Some("10080"),
+        "How long committed offsets of a group without members are kept.",
+    ),
+    setting(
+        "offsets.retention.check.interval.ms",
+        Kind::Long { min: 1 },
+        Some("600000"),
+        "How often expired committed offsets are looked for.",
+    ),
+    setting(
+        "group.initial.rebalance.delay.ms",
+        Kind::Long { min: 0 },
+        Some("3000"),
+        "How long a new classic group waits for more members before its first generation.",
+    ),
+    setting(
+        "group.min.session.timeout.ms",
+        Kind::Int { min: 0 },
+        Some("6000"),
+        "Shortest session timeout a classic group member may ask for.",
+    ),
+    setting(
+        "group.max.session.timeout.ms",
+        Kind::Int { min: 0 },
+        Some("1800000"),
+        "Longest session timeout a classic group member may ask for.",
+    ),
+    setting(
+        "group.max.size",
+        Kind::Int { min: 1 },
+        Some("2147483647"),
+        "Most members in one group.",
+    ),
+    setting(
+        "group.consumer.session.timeout.ms",
+        Kind::Int { min: 1 },
+        Some("45000"),
+        "Session timeout of members of consumer-protocol (KIP-848) groups.",
+    ),
+    setting(
+        "group.consumer.heartbeat.interval.ms",
+        Kind::Int { min: 1 },
+        Some("5000"),
+        "Heartbeat interval given to members of consumer-protocol (KIP-848) groups.",
+    ),
 ];
 
 fn broker_setting(name: &str) -> Option<&'static BrokerSettingDef> {
@@ -189,6 +253,14 @@ impl Default for BrokerConfig {
             log_retention_check_interval_ms: 300_000,
             log_flush_scheduler_interval_ms: 1000,
             offsets_topic_num_partitions: 50,
+            offsets_retention_minutes: 10_080,
+            offsets_retention_check_interval_ms: 600_000,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_max_size: i32::MAX,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
             topic_defaults: TopicDefaults::default(),
             sources: BTreeMap::new(),
         }
@@ -248,6 +320,28 @@ impl BrokerConfig {
             }
             "offsets.topic.num.partitions" => {
                 self.offsets_topic_num_partitions = parse_setting(name, setting)?;
+            }
+            "offsets.retention.minutes" => {
+                self.offsets_retention_minutes = parse_setting(name, setting)?
+            }
+            "offsets.retention.check.interval.ms" => {
+                self.offsets_retention_check_interval_ms = parse_setting(name, setting)?
+            }
+            "group.initial.rebalance.delay.ms" => {
+                self.group_initial_rebalance_delay_ms = parse_setting(name, setting)?
+            }
+            "group.min.session.timeout.ms" => {
+                self.group_min_session_timeout_ms = parse_setting(name, setting)?
+            }
+            "group.max.session.timeout.ms" => {
+                self.group_max_session_timeout_ms = parse_setting(name, setting)?
+            }
+            "group.max.size" => self.group_max_size = parse_setting(name, setting)?,
+            "group.consumer.session.timeout.ms" => {
+                self.group_consumer_session_timeout_ms = parse_setting(name, setting)?
+            }
+            "group.consumer.heartbeat.interval.ms" => {
+                self.group_consumer_heartbeat_interval_ms = parse_setting(name, setting)?
             }
             "listeners" | "advertised.listeners" | "log.dirs" | LOG_DIR_ALIAS => {}
             _ => {
@@ -396,6 +490,20 @@ impl BrokerConfig {
             "log.retention.check.interval.ms" => self.log_retention_check_interval_ms.to_string(),
             "log.flush.scheduler.interval.ms" => self.log_flush_scheduler_interval_ms.to_string(),
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions.to_string(),
+            "offsets.retention.minutes" => self.offsets_retention_minutes.to_string(),
+            "offsets.retention.check.interval.ms" => {
+                self.offsets_retention_check_interval_ms.to_string()
+            }
+            "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms.to_string(),
+            "group.min.session.timeout.ms" => self.group_min_session_timeout_ms.to_string(),
+            "group.max.session.timeout.ms" => self.group_max_session_timeout_ms.to_string(),
+            "group.max.size" => self.group_max_size.to_string(),
+            "group.consumer.session.timeout.ms" => {
+                self.group_consumer_session_timeout_ms.to_string()
+            }
+            "group.consumer.heartbeat.interval.ms" => {
+                self.group_consumer_heartbeat_interval_ms.to_string()
+            }
             _ => return None,
         })
     }

@@ -23,7 +23,13 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
                     a.iter()
                         .any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != node)
                 });
-                if bad_assignment {
+                if t.name.0.as_str() == crate::groups::offsets_log::TOPIC {
+                    // More partitions would move groups to other partitions and lose their state.
+                    r.error_code = error_code::INVALID_REQUEST;
+                    r.error_message = Some(str_bytes(
+                        "the partition count of __consumer_offsets cannot change",
+                    ));
+                } else if bad_assignment {
                     r.error_code = error_code::INVALID_REPLICA_ASSIGNMENT;
                     r.error_message = Some(str_bytes(format!(
                         "replicas must be [{node}], the only broker"

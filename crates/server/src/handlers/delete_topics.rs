@@ -61,6 +61,14 @@ fn delete(
     if version >= 6 {
         result.topic_id = resolved_id;
     }
+    // The coordinator's state lives in __consumer_offsets; Kafka refuses to delete internal topics too.
+    if resolved_name == crate::groups::offsets_log::TOPIC {
+        result.error_code = error_code::INVALID_REQUEST;
+        if version >= 5 {
+            result.error_message = Some(str_bytes("internal topics cannot be deleted"));
+        }
+        return result;
+    }
     if let Err(e) = broker.delete_topic(&resolved_name) {
         result.error_code = topic_error_code(&e);
         if version >= 5 {

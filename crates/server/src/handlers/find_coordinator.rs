@@ -1,9 +1,8 @@
 //! FindCoordinator (v0-6; batched keys from v4, KIP-699).
 //!
-//! Consumer groups and transactions are not implemented yet, so no coordinator can serve: every key gets
-//! COORDINATOR_NOT_AVAILABLE, which is what Kafka answers while its coordinator is not ready, and clients retry.
-//! The API is advertised anyway because librdkafka enables LZ4 (and other features) only when FindCoordinator
-//! is in the broker's ApiVersions ranges (`rdkafka_feature.c`).
+//! Groups: this broker leads every `__consumer_offsets` partition, so it coordinates every group. Transactions
+//! are not implemented: transactional keys get COORDINATOR_NOT_AVAILABLE, which clients retry (and which
+//! keeps a transactional producer from starting rather than misbehaving). Other key types are invalid.
 
 use super::util::{handle_with, str_bytes};
 use super::Response;
@@ -13,9 +12,48 @@ use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
-const NOT_AVAILABLE: &str = "consumer groups and transactions are not supported by this broker yet";
+const GROUP_KEY: i8 = 0;
+const TRANSACTION_KEY: i8 = 1;
 
-pub fn handle(_broker: &Broker, frame: &RequestFrame) -> Response {
+/// Where a key's coordinator is, or why there is none.
+struct Answer {
+    node_id: i32,
+    host: String,
+    port: i32,
+    error_code: i16,
+    message: Option<&'static str>,
+}
+
+fn locate(broker: &Broker, key_type: i8, key: &str) -> Answer {
+    let refuse = |error_code, message| Answer {
+        node_id: -1,
+        host: String::new(),
+        port: -1,
+        error_code,
+        message: Some(message),
+    };
+    match key_type {
+        GROUP_KEY if key.is_empty() => refuse(error_code::INVALID_GROUP_ID, "empty group id"),
+        GROUP_KEY if broker.groups().is_some() => Answer {
+            node_id: broker.node_id(),
+            host: broker.config.advertised_host.clone(),
+            port: i32::from(broker.config.advertised_port),
+            error_code: error_code::NONE,
+            message: None,
+        },
+        GROUP_KEY => refuse(
+            error_code::COORDINATOR_NOT_AVAILABLE,
+            "the group coordinator is not loaded",
+        ),
+        TRANSACTION_KEY => refuse(
+            error_code::COORDINATOR_NOT_AVAILABLE,
+            "transactions are not supported by this broker yet",
+        ),
+        _ => refuse(error_code::INVALID_REQUEST, "unknown coordinator key type"),
+    }
+}
+
+pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
     let version = frame.version();
     handle_with(frame, |request: FindCoordinatorRequest| {
         let mut response = FindCoordinatorResponse::default();
@@ -24,22 +62,26 @@ pub fn handle(_broker: &Broker, frame: &RequestFrame) -> Response {
                 .coordinator_keys
                 .iter()
                 .map(|key| {
+                    let a = locate(broker, request.key_type, key);
                     let mut c = Coordinator::default();
                     c.key = key.clone();
-                    c.node_id = BrokerId(-1);
-                    c.port = -1;
-                    c.error_code = error_code::COORDINATOR_NOT_AVAILABLE;
-                    c.error_message = Some(str_bytes(NOT_AVAILABLE));
+                    c.node_id = BrokerId(a.node_id);
+                    c.host = str_bytes(a.host);
+                    c.port = a.port;
+                    c.error_code = a.error_code;
+                    c.error_message = a.message.map(str_bytes);
                     c
                 })
                 .collect();
         } else {
-            response.error_code = error_code::COORDINATOR_NOT_AVAILABLE;
+            let a = locate(broker, request.key_type, &request.key);
+            response.error_code = a.error_code;
             if version >= 1 {
-                response.error_message = Some(str_bytes(NOT_AVAILABLE));
+                response.error_message = a.message.map(str_bytes);
             }
-            response.node_id = BrokerId(-1);
-            response.port = -1;
+            response.node_id = BrokerId(a.node_id);
+            response.host = str_bytes(a.host);
+            response.port = a.port;
         }
         response
     })

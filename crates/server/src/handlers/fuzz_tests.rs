@@ -141,7 +141,7 @@ fn exercise(frame: Bytes) -> Result<(), TestCaseError> {
     DISPATCHED.fetch_add(1, Ordering::Relaxed);
     let h = harness();
     let response = h.runtime.block_on(async {
-        match dispatch(&h.broker, parsed).await {
+        match dispatch(&h.broker, parsed, super::Client { peer: None }).await {
             Dispatched::Ready(r) => Some(r),
             Dispatched::Deferred(f) => tokio::time::timeout(Duration::from_millis(20), f)
                 .await

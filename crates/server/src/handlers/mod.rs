@@ -10,18 +10,28 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 mod util;
 
 #[cfg(test)]
@@ -76,16 +86,57 @@ fn blocking_handler(key: ApiKey) -> Option<BlockingHandler> {
         ApiKey::DescribeLogDirs => describe_log_dirs::handle,
         ApiKey::InitProducerId => init_producer_id::handle,
         ApiKey::FindCoordinator => find_coordinator::handle,
+        ApiKey::Heartbeat => heartbeat::handle,
+        ApiKey::LeaveGroup => leave_group::handle,
+        ApiKey::OffsetFetch => offset_fetch::handle,
+        ApiKey::DescribeGroups => describe_groups::handle,
+        ApiKey::ListGroups => list_groups::handle,
+        ApiKey::DeleteGroups => delete_groups::handle,
+        ApiKey::OffsetDelete => offset_delete::handle,
         _ => return None,
     })
 }
 
-/// Whether dispatch has a handler for `key`.
-pub fn is_handled(key: ApiKey) -> bool {
-    matches!(key, ApiKey::Produce | ApiKey::Fetch) || blocking_handler(key).is_some()
+/// Group requests that may wait for other members or for durability: a blocking first phase that returns
+/// the (possibly deferred) answer.
+fn is_group_waiting(key: ApiKey) -> bool {
+    matches!(
+        key,
+        ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::OffsetCommit
+    )
 }
 
-pub async fn dispatch(broker: &Arc<Broker>, parsed: ParsedFrame) -> Dispatched {
+/// Whether dispatch has a handler for `key`.
+pub fn is_handled(key: ApiKey) -> bool {
+    matches!(key, ApiKey::Produce | ApiKey::Fetch)
+        || is_group_waiting(key)
+        || blocking_handler(key).is_some()
+}
+
+/// Who sent a request, for the APIs that record it (JoinGroup's client host).
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+impl Client {
+    /// Kafka's form of a member's host: "/" and the address.
+    fn host(self) -> String {
+        self.peer
+            .map_or_else(String::new, |p| format!("/{}", p.ip()))
+    }
+}
+
+fn group_waiting(broker: &Arc<Broker>, frame: RequestFrame, client: Client) -> Dispatched {
+    match frame.api_key {
+        ApiKey::JoinGroup => join_group::handle(broker, frame, client.host()),
+        ApiKey::SyncGroup => sync_group::handle(broker, frame),
+        ApiKey::OffsetCommit => offset_commit::handle(broker, frame),
+        key => Dispatched::Ready(Response::Close(format!("no handler for {key:?}"))),
+    }
+}
+
+pub async fn dispatch(broker: &Arc<Broker>, parsed: ParsedFrame, client: Client) -> Dispatched {
     let frame = match parsed {
         ParsedFrame::ApiVersionsFallback { correlation_id } => {
             return Dispatched::Ready(api_versions::unsupported_version_fallback(correlation_id))
@@ -104,6 +155,20 @@ pub async fn dispatch(broker: &Arc<Broker>, parsed: ParsedFrame) -> Dispatched {
         ApiKey::Fetch => Dispatched::Deferred(Box::pin(
             fetch::handle(Arc::clone(broker), frame).instrument(span),
         )),
+        key if is_group_waiting(key) => {
+            let broker = Arc::clone(broker);
+            let work = tokio::task::spawn_blocking(move || {
+                span.in_scope(|| match group_waiting(&broker, frame, client) {
+                    Dispatched::Deferred(rest) => {
+                        Dispatched::Deferred(Box::pin(rest.instrument(span.clone())))
+                    }
+                    ready => ready,
+                })
+            });
+            work.await.unwrap_or_else(|e| {
+                Dispatched::Ready(Response::Close(format!("{key:?} handler panicked: {e}")))
+            })
+        }
         key => {
             let Some(handler) = blocking_handler(key) else {
                 return Dispatched::Ready(Response::Close(format!("no handler for {key:?}")));

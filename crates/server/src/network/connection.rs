@@ -36,7 +36,8 @@ pub(super) async fn run(
     let span = tracing::info_span!("connection", %peer);
     let write_task =
         tokio::spawn(write_loop(Arc::clone(&broker), writer, pending).instrument(span.clone()));
-    if let Err(reason) = read_loop(&broker, reader, queue, shutdown)
+    let client = handlers::Client { peer: Some(peer) };
+    if let Err(reason) = read_loop(&broker, reader, queue, shutdown, client)
         .instrument(span.clone())
         .await
     {
@@ -54,6 +55,7 @@ async fn read_loop(
     mut reader: OwnedReadHalf,
     queue: mpsc::Sender<Pending>,
     mut shutdown: watch::Receiver<bool>,
+    client: handlers::Client,
 ) -> Result<(), String> {
     let max_frame = broker.config.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -62,7 +64,7 @@ async fn read_loop(
         while let Some(len) = frame_length(&buf, max_frame).map_err(|e| e.to_string())? {
             let frame = buf.split_to(len).freeze().slice(4..);
             let parsed = parse_request(frame).map_err(|e| e.to_string())?;
-            let pending = dispatch(broker, parsed).await;
+            let pending = dispatch(broker, parsed, client).await;
             if queue.capacity() == 0 && !warned_full {
                 tracing::warn!(
                     limit = broker.config.queued_max_requests,
@@ -98,8 +100,8 @@ async fn read_loop(
 }
 
 /// Runs the first phase now (in order); the rest becomes a task whose response the writer awaits in order.
-async fn dispatch(broker: &Arc<Broker>, parsed: ParsedFrame) -> Pending {
-    match handlers::dispatch(broker, parsed).await {
+async fn dispatch(broker: &Arc<Broker>, parsed: ParsedFrame, client: handlers::Client) -> Pending {
+    match handlers::dispatch(broker, parsed, client).await {
         Dispatched::Ready(response) => Pending::Ready(response),
         Dispatched::Deferred(future) => Pending::Task(tokio::spawn(future)),
     }

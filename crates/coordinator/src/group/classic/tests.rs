@@ -76,7 +76,9 @@ fn stable_group(names: &[&str]) -> ClassicGroup {
         .iter()
         .map(|n| (n.to_string(), format!("assign-{n}").into_bytes()))
         .collect();
-    let (outcome, _) = g.sync(&leader, None,
+    let (outcome, _) = g.sync(
+        &leader,
+        None,
         g.generation_id(),
         Some("consumer"),
         Some("range"),
@@ -127,7 +129,9 @@ fn followers_wait_for_the_leaders_assignment_and_missing_ones_are_empty() {
     join_new(&mut g, "c", &["range"], 0);
     g.tick(3_000);
     let generation = g.generation_id();
-    let (outcome, replies) = g.sync("b", None,
+    let (outcome, replies) = g.sync(
+        "b",
+        None,
         generation,
         Some("consumer"),
         Some("range"),
@@ -135,7 +139,9 @@ fn followers_wait_for_the_leaders_assignment_and_missing_ones_are_empty() {
         3_100,
     );
     assert_eq!((outcome, replies.len()), (SyncOutcome::Pending, 0));
-    let (outcome, replies) = g.sync("a", None,
+    let (outcome, replies) = g.sync(
+        "a",
+        None,
         generation,
         Some("consumer"),
         Some("range"),
@@ -485,7 +491,10 @@ fn snapshot_restores_a_stable_group() {
     assert_eq!(restored.protocol_name(), Some("range"));
     assert_eq!(restored.describe(), g.describe());
     let generation = g.generation_id();
-    assert_eq!(restored.heartbeat(&m1, Some("i1"), generation, 10_100), NONE);
+    assert_eq!(
+        restored.heartbeat(&m1, Some("i1"), generation, 10_100),
+        NONE
+    );
     assert_eq!(
         restored.heartbeat(&m2, Some("i1"), generation, 10_100),
         FENCED_INSTANCE_ID
@@ -499,7 +508,11 @@ fn snapshot_restores_a_stable_group() {
 #[test]
 fn offset_commit_checks_membership_and_generation() {
     let mut empty = ClassicGroup::new("g", LIMITS);
-    assert_eq!(empty.validate_offset_commit("", None, -1), NONE, "admin commit");
+    assert_eq!(
+        empty.validate_offset_commit("", None, -1),
+        NONE,
+        "admin commit"
+    );
     let (g, m1, _) = stable_static_group();
     let generation = g.generation_id();
     assert_eq!(g.validate_offset_commit(&m1, Some("i1"), generation), NONE);

@@ -1,0 +1,213 @@
+//! The group coordinator's runtime: it owns the groups this broker coordinates, feeds them requests and time,
+//! routes the answers they release to the requests waiting for them, and keeps their state in
+//! `__consumer_offsets`.
+//!
+//! ```text
+//!   handlers ──join/sync/heartbeat/commit──▶ GroupCoordinator ──(pure decisions)──▶ ferrite-coordinator
+//!       ▲                                      │  │                                     (ClassicGroup,
+//!       └──── oneshot answers (Join/Sync) ─────┘  └── records ──▶ __consumer_offsets     OffsetStore)
+//!   tick task (every 100 ms): session and join deadlines      start-up: replay the topic
+//!   expiry task (offsets.retention.check.interval.ms): tombstones for expired offsets
+//! ```
+//! Committed offsets change only by applying a record's bytes (the same code replays the topic at start-up);
+//! a commit is answered once its record is durable under the topic's flush policy.
+
+mod classic_ops;
+mod offset_ops;
+pub mod offsets_log;
+
+use crate::broker::{Broker, TopicError};
+use crate::config::BrokerConfig;
+use ferrite_coordinator::group::{ClassicGroup, GroupLimits, GroupState, JoinResponse};
+use ferrite_coordinator::group_metadata;
+use ferrite_coordinator::offsets::{decode_key, OffsetStore, RecordKey};
+use offsets_log::{OffsetsLog, Record};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+pub use classic_ops::{join_error, GroupDescription, JoinWait, SyncWait};
+pub use offset_ops::{CommitOutcome, Committer, PartitionOffset};
+
+/// How often session and join deadlines are checked.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// The coordinator settings, from the broker config.
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    pub limits: GroupLimits,
+    pub offsets_retention_ms: i64,
+}
+
+impl GroupSettings {
+    pub fn from_config(config: &BrokerConfig) -> Self {
+        GroupSettings {
+            limits: GroupLimits {
+                min_session_timeout_ms: config.group_min_session_timeout_ms,
+                max_session_timeout_ms: config.group_max_session_timeout_ms,
+                initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+                max_size: usize::try_from(config.group_max_size).unwrap_or(usize::MAX),
+            },
+            offsets_retention_ms: config.offsets_retention_minutes.saturating_mul(60_000),
+        }
+    }
+}
+
+/// A classic group and the requests waiting on it.
+#[derive(Debug)]
+pub(crate) struct ClassicEntry {
+    pub group: ClassicGroup,
+    joins: HashMap<String, oneshot::Sender<JoinResponse>>,
+    syncs: HashMap<String, oneshot::Sender<(i16, Vec<u8>)>>,
+    /// The (generation, state) last written to `__consumer_offsets`.
+    persisted: Option<(i32, GroupState)>,
+}
+
+impl ClassicEntry {
+    fn new(group: ClassicGroup) -> Self {
+        ClassicEntry {
+            group,
+            joins: HashMap::new(),
+            syncs: HashMap::new(),
+            persisted: None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Groups {
+    pub classic: HashMap<String, ClassicEntry>,
+    pub offsets: OffsetStore,
+    /// Commits appended but not yet durable, per group: OffsetFetch with `require_stable` waits them out.
+    pub pending_commits: HashMap<String, usize>,
+}
+
+#[derive(Debug)]
+pub struct GroupCoordinator {
+    settings: GroupSettings,
+    log: OffsetsLog,
+    groups: Mutex<Groups>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl GroupCoordinator {
+    /// Opens (or creates) `__consumer_offsets` and rebuilds every group and committed offset from it.
+    pub fn start(broker: &Broker) -> Result<GroupCoordinator, TopicError> {
+        let settings = GroupSettings::from_config(&broker.config);
+        let log = OffsetsLog::open(broker)?;
+        let started = std::time::Instant::now();
+        let mut groups = Groups::default();
+        let mut snapshots = HashMap::new();
+        let mut malformed = 0u64;
+        let stats = log
+            .replay(|key, value| {
+                if let Err(e) = replay_record(&mut groups, &mut snapshots, key, value) {
+                    malformed += 1;
+                    tracing::warn!(error = %e, "skipping malformed __consumer_offsets record");
+                }
+            })
+            .map_err(|e| TopicError::Storage(format!("replaying __consumer_offsets: {e}")))?;
+        let now = now_ms();
+        for (group_id, snapshot) in snapshots {
+            let group = ClassicGroup::restore(&group_id, snapshot, settings.limits, now);
+            let mut entry = ClassicEntry::new(group);
+            entry.persisted = Some((entry.group.generation_id(), entry.group.state()));
+            groups.classic.insert(group_id, entry);
+        }
+        tracing::info!(
+            groups = groups.classic.len(),
+            records = stats.records,
+            bytes = stats.bytes,
+            malformed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "group coordinator loaded __consumer_offsets"
+        );
+        Ok(GroupCoordinator {
+            settings,
+            log,
+            groups: Mutex::new(groups),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Groups> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn settings(&self) -> &GroupSettings {
+        &self.settings
+    }
+
+    /// Session and join deadlines of every group; answers released by them go to their waiting requests.
+    pub fn tick(&self) {
+        let now = now_ms();
+        let mut groups = self.lock();
+        for (group_id, entry) in groups.classic.iter_mut() {
+            let replies = entry.group.tick(now);
+            classic_ops::route(entry, replies);
+            self.persist_if_changed(group_id, entry, now);
+        }
+    }
+
+    /// Writes a classic group's record when it reaches a state a restart can resume from (a completed
+    /// generation, or empty) that was not written yet. A failed write is logged: the group goes on, and a
+    /// restart would find the previous record (its members then rejoin).
+    fn persist_if_changed(&self, group_id: &str, entry: &mut ClassicEntry, now: i64) {
+        let current = (entry.group.generation_id(), entry.group.state());
+        if !matches!(current.1, GroupState::Stable | GroupState::Empty)
+            || entry.persisted == Some(current)
+        {
+            return;
+        }
+        let snapshot = entry.group.snapshot(now);
+        let record: Record = (
+            group_metadata::encode_key(group_id),
+            Some(group_metadata::encode_value(&snapshot)),
+        );
+        match self.log.append(group_id, &[record], now) {
+            Ok(_) => entry.persisted = Some(current),
+            Err(e) => {
+                tracing::error!(group = group_id, error = %e, "writing group metadata failed")
+            }
+        }
+    }
+
+    /// The group ids this coordinator knows: groups with state, and groups known only by committed offsets.
+    pub fn group_ids(&self) -> Vec<String> {
+        let groups = self.lock();
+        let mut ids: Vec<String> = groups.classic.keys().cloned().collect();
+        ids.extend(groups.offsets.group_ids().map(str::to_string));
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+/// Applies one replayed record: offsets to the store, group records to the latest snapshot per group.
+fn replay_record(
+    groups: &mut Groups,
+    snapshots: &mut HashMap<String, group_metadata::GroupSnapshot>,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<(), ferrite_coordinator::offsets::RecordError> {
+    match decode_key(key)? {
+        RecordKey::Offset(_) => groups.offsets.apply(key, value),
+        RecordKey::Group(group_id) => {
+            match value {
+                Some(v) => {
+                    snapshots.insert(group_id, group_metadata::decode_value(v)?);
+                }
+                None => {
+                    snapshots.remove(&group_id);
+                }
+            }
+            Ok(())
+        }
+        RecordKey::Other(_) => Ok(()),
+    }
+}

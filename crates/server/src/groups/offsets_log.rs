@@ -1,0 +1,174 @@
+//! The `__consumer_offsets` topic as the coordinator's durable state: created on first start, replayed at
+//! start-up, appended to for every commit and group change.
+//!
+//! It is an ordinary topic written through the partition log (so recovery, flush policy and fetch work as for
+//! any topic), with `cleanup.policy=compact` so time and size retention never delete commits. Compaction itself
+//! is not implemented yet: the topic keeps every record, and replay reads all of them.
+
+use crate::broker::{Broker, Partition, Topic, TopicError};
+use crate::config::topic::TopicOverrides;
+use bytes::BytesMut;
+use ferrite_log::batch::{self, BatchHeader};
+use ferrite_log::batch_builder::{encode_batch, RecordSpec};
+use ferrite_log::{AppendInfo, AppendOrigin, FlushPolicy, LogError};
+use std::sync::Arc;
+
+pub const TOPIC: &str = "__consumer_offsets";
+/// Kafka's `offsets.topic.segment.bytes` default: smaller segments than user topics, so compaction (when it
+/// exists) can clean them sooner.
+const SEGMENT_BYTES: &str = "104857600";
+/// How much of a partition replay reads at a time.
+const REPLAY_CHUNK_BYTES: u64 = 4 << 20;
+
+/// One record to append: a key and a value, or a tombstone (no value).
+pub type Record = (Vec<u8>, Option<Vec<u8>>);
+
+#[derive(Debug)]
+pub struct OffsetsLog {
+    topic: Arc<Topic>,
+}
+
+/// What replay found, for the start-up log line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReplayStats {
+    pub records: u64,
+    pub bytes: u64,
+}
+
+impl OffsetsLog {
+    /// Opens the topic, creating it with `offsets.topic.num.partitions` partitions if this is a fresh broker.
+    /// An existing topic keeps its partition count (groups must keep mapping where they were).
+    pub fn open(broker: &Broker) -> Result<OffsetsLog, TopicError> {
+        if let Some(topic) = broker.topic(TOPIC) {
+            return Ok(OffsetsLog { topic });
+        }
+        let mut overrides = TopicOverrides::new();
+        overrides.insert("cleanup.policy".into(), "compact".into());
+        overrides.insert("segment.bytes".into(), SEGMENT_BYTES.into());
+        let partitions = broker.config.offsets_topic_num_partitions;
+        let topic = match broker.create_topic(TOPIC, partitions, 1, overrides) {
+            Ok(topic) => topic,
+            Err(TopicError::AlreadyExists(_)) => broker
+                .topic(TOPIC)
+                .ok_or_else(|| TopicError::UnknownTopic(TOPIC.into()))?,
+            Err(e) => return Err(e),
+        };
+        Ok(OffsetsLog { topic })
+    }
+
+    pub fn partition_count(&self) -> i32 {
+        i32::try_from(self.topic.partitions.len()).unwrap_or(i32::MAX)
+    }
+
+    /// The partition holding a group's records, by Kafka's hash of the group id.
+    pub fn partition_for(&self, group_id: &str) -> &Arc<Partition> {
+        let index =
+            ferrite_coordinator::offsets::partition_for_group(group_id, self.partition_count());
+        // partition_for_group returns 0..count, and a topic has at least one partition.
+        &self.topic.partitions[usize::try_from(index).unwrap_or(0)]
+    }
+
+    /// Calls `visit(key, value)` for every record of every partition, in log order within each partition.
+    pub fn replay(
+        &self,
+        mut visit: impl FnMut(&[u8], Option<&[u8]>),
+    ) -> Result<ReplayStats, LogError> {
+        let mut stats = ReplayStats::default();
+        for partition in &self.topic.partitions {
+            let log = &partition.log;
+            let end = log.log_end_offset();
+            let mut offset = log.log_start_offset();
+            while offset < end {
+                let read = log.read(offset, REPLAY_CHUNK_BYTES, end, true)?;
+                if read.slices.is_empty() || read.next_offset <= offset {
+                    break;
+                }
+                for slice in &read.slices {
+                    let bytes = slice.read_to_vec().map_err(|e| LogError::Io {
+                        path: log.dir().to_path_buf(),
+                        source: e,
+                    })?;
+                    stats.bytes += bytes.len() as u64;
+                    for (position, header) in batch::batches(&bytes) {
+                        let end = (position + header.total_size()).min(bytes.len());
+                        stats.records += replay_batch(&header, &bytes[position..end], &mut visit);
+                    }
+                }
+                offset = read.next_offset;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Appends records for one group as one batch, without waiting for durability; returns the partition (to
+    /// wait on with [`wait_durable`]) and where the batch landed.
+    pub fn append(
+        &self,
+        group_id: &str,
+        records: &[Record],
+        now_ms: i64,
+    ) -> Result<(Arc<Partition>, AppendInfo), LogError> {
+        let partition = Arc::clone(self.partition_for(group_id));
+        let specs: Vec<RecordSpec<'_>> = records
+            .iter()
+            .map(|(key, value)| RecordSpec {
+                key: Some(key),
+                value: value.as_deref(),
+                headers: vec![],
+                timestamp: now_ms,
+            })
+            .collect();
+        let mut payload = BytesMut::new();
+        encode_batch(&mut payload, &specs, partition.leader_epoch, None);
+        let info = partition.log.append_unsynced(
+            payload.freeze(),
+            AppendOrigin::Client {
+                leader_epoch: partition.leader_epoch,
+            },
+        )?;
+        partition.waiters.wake_all();
+        Ok((partition, info))
+    }
+}
+
+/// Blocks until an append is durable under its topic's flush policy: synced in durable mode; in periodic mode
+/// a written record already survives the process being killed, which is the guarantee that mode gives.
+pub fn wait_durable(partition: &Partition, info: &AppendInfo) -> Result<(), LogError> {
+    if partition.log.config().flush == FlushPolicy::Durable {
+        partition.log.flush_to(info.last_offset + 1)?;
+    }
+    Ok(())
+}
+
+/// Visits one batch's records; a batch that cannot be read is logged and skipped (its records were validated
+/// when written, so this means damage recovery did not catch). Returns how many records were visited.
+fn replay_batch(
+    header: &BatchHeader,
+    batch: &[u8],
+    visit: &mut impl FnMut(&[u8], Option<&[u8]>),
+) -> u64 {
+    if header.is_control() {
+        return 0;
+    }
+    let records = match batch::records_of(header, batch) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(offset = header.base_offset, error = %e, "unreadable __consumer_offsets batch skipped");
+            return 0;
+        }
+    };
+    let mut count = 0;
+    let walked = batch::walk_records(header, &records, |meta| {
+        let key = meta.key.and_then(|k| records.get(k));
+        let value = meta.value.and_then(|v| records.get(v));
+        if let Some(key) = key {
+            visit(key, value);
+            count += 1;
+        }
+        Ok(())
+    });
+    if let Err(e) = walked {
+        tracing::error!(offset = header.base_offset, error = %e, "malformed __consumer_offsets batch");
+    }
+    count
+}

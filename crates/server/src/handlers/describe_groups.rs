@@ -1,0 +1,56 @@
+//! DescribeGroups (v0-6). An unknown group is described as Dead with no members (v6 adds GROUP_ID_NOT_FOUND,
+//! KIP-1043), as Kafka does.
+
+use super::util::{handle_with, str_bytes};
+use super::Response;
+use crate::broker::Broker;
+use ferrite_wire::error_code;
+use ferrite_wire::request::RequestFrame;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+
+pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+    let version = frame.version();
+    handle_with(frame, |request: DescribeGroupsRequest| {
+        let mut response = DescribeGroupsResponse::default();
+        response.groups = request
+            .groups
+            .into_iter()
+            .map(|group_id| {
+                let mut g = DescribedGroup::default();
+                g.authorized_operations = i32::MIN;
+                let description = broker
+                    .groups()
+                    .and_then(|groups| groups.describe_classic(&group_id.0));
+                g.group_id = group_id;
+                let Some(d) = description else {
+                    g.group_state = str_bytes("Dead");
+                    if version >= 6 {
+                        g.error_code = error_code::GROUP_ID_NOT_FOUND;
+                        g.error_message = Some(str_bytes("group not found"));
+                    }
+                    return g;
+                };
+                g.group_state = str_bytes(d.state);
+                g.protocol_type = str_bytes(d.protocol_type);
+                g.protocol_data = str_bytes(d.protocol_name);
+                g.members = d
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        let mut out = DescribedGroupMember::default();
+                        out.member_id = str_bytes(m.member_id);
+                        out.group_instance_id = m.group_instance_id.map(str_bytes);
+                        out.client_id = str_bytes(m.client_id);
+                        out.client_host = str_bytes(m.client_host);
+                        out.member_metadata = m.metadata.into();
+                        out.member_assignment = m.assignment.into();
+                        out
+                    })
+                    .collect();
+                g
+            })
+            .collect();
+        response
+    })
+}

@@ -1,0 +1,24 @@
+//! Heartbeat (v0-4): keeps a member's session alive; REBALANCE_IN_PROGRESS tells it to rejoin.
+
+use super::util::handle_with;
+use super::Response;
+use crate::broker::Broker;
+use ferrite_wire::error_code;
+use ferrite_wire::request::RequestFrame;
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+    handle_with(frame, |request: HeartbeatRequest| {
+        let mut response = HeartbeatResponse::default();
+        response.error_code = match broker.groups() {
+            Some(groups) => groups.heartbeat(
+                &request.group_id.0,
+                &request.member_id,
+                request.group_instance_id.as_deref(),
+                request.generation_id,
+            ),
+            None => error_code::COORDINATOR_NOT_AVAILABLE,
+        };
+        response
+    })
+}
