@@ -53,6 +53,9 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::OffsetDelete, 0, 0),
+    // KIP-848; librdkafka's group.protocol=consumer also needs OffsetCommit/OffsetFetch v9.
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    api(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The table as markdown, as README.md shows it (a test keeps the README in sync).

@@ -41,7 +41,7 @@ pub fn spawn(
             "group deadlines",
             |b| {
                 if let Some(groups) = b.groups() {
-                    groups.tick();
+                    groups.tick(b);
                 }
             },
         ),

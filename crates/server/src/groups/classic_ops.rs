@@ -83,6 +83,10 @@ impl GroupCoordinator {
     }
 
     pub fn join(&self, group_id: &str, request: JoinRequest) -> JoinWait {
+        if self.is_consumer_group(group_id) {
+            // Classic members joining a KIP-848 group (Kafka's online upgrade path) is not supported.
+            return JoinWait::Now(join_error(errors::INCONSISTENT_GROUP_PROTOCOL));
+        }
         let client_id = request.client_id.clone();
         let new_id = move || format!("{client_id}-{}", uuid::Uuid::new_v4());
         let joined = self.with_classic(group_id, true, |entry, now| {
@@ -230,8 +234,16 @@ impl GroupCoordinator {
                 group_type: "classic",
             })
             .collect();
+        for (id, group) in &groups.consumer {
+            listed.push(ListedGroup {
+                group_id: id.clone(),
+                protocol_type: "consumer".to_string(),
+                state: group.state().kafka_name(),
+                group_type: "consumer",
+            });
+        }
         for id in groups.offsets.group_ids() {
-            if !groups.classic.contains_key(id) {
+            if !groups.classic.contains_key(id) && !groups.consumer.contains_key(id) {
                 listed.push(ListedGroup {
                     group_id: id.to_string(),
                     protocol_type: String::new(),

@@ -13,12 +13,15 @@
 //! a commit is answered once its record is durable under the topic's flush policy.
 
 mod classic_ops;
+mod consumer_ops;
 mod offset_ops;
 pub mod offsets_log;
 
 use crate::broker::{Broker, TopicError};
 use crate::config::BrokerConfig;
-use ferrite_coordinator::group::{ClassicGroup, GroupLimits, GroupState, JoinResponse};
+use ferrite_coordinator::group::{
+    ClassicGroup, ConsumerGroup, ConsumerGroupConfig, GroupLimits, GroupState, JoinResponse,
+};
 use ferrite_coordinator::group_metadata;
 use ferrite_coordinator::offsets::{decode_key, OffsetStore, RecordKey};
 use offsets_log::{OffsetsLog, Record};
@@ -28,6 +31,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 pub use classic_ops::{join_error, GroupDescription, JoinWait, SyncWait};
+pub use consumer_ops::BrokerTopics;
 pub use offset_ops::{CommitOutcome, Committer, PartitionOffset};
 
 /// How often session and join deadlines are checked.
@@ -78,6 +82,8 @@ impl ClassicEntry {
 #[derive(Debug, Default)]
 pub(crate) struct Groups {
     pub classic: HashMap<String, ClassicEntry>,
+    /// KIP-848 groups (in memory only; see `consumer_ops`).
+    pub consumer: HashMap<String, ConsumerGroup>,
     pub offsets: OffsetStore,
     /// Commits appended but not yet durable, per group: OffsetFetch with `require_stable` waits them out.
     pub pending_commits: HashMap<String, usize>,
@@ -86,6 +92,7 @@ pub(crate) struct Groups {
 #[derive(Debug)]
 pub struct GroupCoordinator {
     settings: GroupSettings,
+    consumer_config: ConsumerGroupConfig,
     log: OffsetsLog,
     groups: Mutex<Groups>,
 }
@@ -130,6 +137,7 @@ impl GroupCoordinator {
         );
         Ok(GroupCoordinator {
             settings,
+            consumer_config: consumer_ops::consumer_config(&broker.config),
             log,
             groups: Mutex::new(groups),
         })
@@ -144,14 +152,17 @@ impl GroupCoordinator {
     }
 
     /// Session and join deadlines of every group; answers released by them go to their waiting requests.
-    pub fn tick(&self) {
+    pub fn tick(&self, broker: &Broker) {
         let now = now_ms();
-        let mut groups = self.lock();
-        for (group_id, entry) in groups.classic.iter_mut() {
-            let replies = entry.group.tick(now);
-            classic_ops::route(entry, replies);
-            self.persist_if_changed(group_id, entry, now);
+        {
+            let mut groups = self.lock();
+            for (group_id, entry) in groups.classic.iter_mut() {
+                let replies = entry.group.tick(now);
+                classic_ops::route(entry, replies);
+                self.persist_if_changed(group_id, entry, now);
+            }
         }
+        self.tick_consumer_groups(broker, now);
     }
 
     /// Writes a classic group's record when it reaches a state a restart can resume from (a completed
@@ -181,6 +192,7 @@ impl GroupCoordinator {
     pub fn group_ids(&self) -> Vec<String> {
         let groups = self.lock();
         let mut ids: Vec<String> = groups.classic.keys().cloned().collect();
+        ids.extend(groups.consumer.keys().cloned());
         ids.extend(groups.offsets.group_ids().map(str::to_string));
         ids.sort();
         ids.dedup();

@@ -5,7 +5,7 @@
 use super::offsets_log::{wait_durable, Record};
 use super::{now_ms, ClassicEntry, GroupCoordinator, Groups};
 use crate::broker::{Broker, Partition};
-use ferrite_coordinator::group::{ClassicGroup, GroupState};
+use ferrite_coordinator::group::{ClassicGroup, ConsumerGroup, GroupState};
 use ferrite_coordinator::group_metadata;
 use ferrite_coordinator::offsets::{encode_key, encode_value, CommittedOffset, OffsetKey};
 use ferrite_log::AppendInfo;
@@ -67,7 +67,9 @@ impl GroupCoordinator {
     ) -> CommitOutcome {
         let now = now_ms();
         let mut groups = self.lock();
+        let consumer_group = groups.consumer.get(group_id);
         let group_error = match groups.classic.get(group_id) {
+            _ if consumer_group.is_some() => consumer_commit_error(consumer_group, &committer),
             Some(entry) => entry.group.validate_offset_commit(
                 committer.member_id,
                 committer.group_instance_id,
@@ -113,12 +115,14 @@ impl GroupCoordinator {
             }
         };
         apply(&mut groups, &records);
-        groups
-            .classic
-            .entry(group_id.to_string())
-            .or_insert_with(|| {
-                ClassicEntry::new(ClassicGroup::new(group_id, self.settings.limits))
-            });
+        if !groups.consumer.contains_key(group_id) {
+            groups
+                .classic
+                .entry(group_id.to_string())
+                .or_insert_with(|| {
+                    ClassicEntry::new(ClassicGroup::new(group_id, self.settings.limits))
+                });
+        }
         *groups
             .pending_commits
             .entry(group_id.to_string())
@@ -163,6 +167,14 @@ impl GroupCoordinator {
     /// OffsetFetch for one group: the listed partitions (or every committed one when `partitions` is None).
     /// A partition without a commit answers offset -1. With `require_stable`, a group with commits still
     /// being made durable answers UNSTABLE_OFFSET_COMMIT so the client retries.
+    /// OffsetFetch v9 from a KIP-848 member: its member epoch must be current (the group-level error, or NONE).
+    pub fn check_fetch_member(&self, group_id: &str, member_id: &str, member_epoch: i32) -> i16 {
+        match self.lock().consumer.get(group_id) {
+            Some(group) => group.validate_offset_fetch(member_id, member_epoch),
+            None => error_code::NONE,
+        }
+    }
+
     pub fn fetch_offsets(
         &self,
         group_id: &str,
@@ -213,6 +225,10 @@ impl GroupCoordinator {
         let now = now_ms();
         let mut groups = self.lock();
         let subscribed: Option<Subscribed> = match groups.classic.get(group_id) {
+            _ if groups.consumer.get(group_id).is_some_and(|g| !g.is_empty()) => {
+                Some(Subscribed::Everything)
+            }
+            _ if groups.consumer.contains_key(group_id) => None,
             Some(entry) if entry.group.has_members() => Some(subscribed_topics(&entry.group)),
             Some(_) => None,
             None if groups.offsets.group(group_id).next().is_some() => None,
@@ -245,9 +261,17 @@ impl GroupCoordinator {
         let now = now_ms();
         let mut groups = self.lock();
         let known_by_offsets = groups.offsets.group(group_id).next().is_some();
+        if let Some(consumer) = groups.consumer.get(group_id) {
+            if !consumer.is_empty() {
+                return error_code::NON_EMPTY_GROUP;
+            }
+        }
+        let known_as_consumer = groups.consumer.contains_key(group_id);
         match groups.classic.get(group_id) {
             Some(entry) if entry.group.has_members() => return error_code::NON_EMPTY_GROUP,
-            None if !known_by_offsets => return error_code::GROUP_ID_NOT_FOUND,
+            None if !known_by_offsets && !known_as_consumer => {
+                return error_code::GROUP_ID_NOT_FOUND
+            }
             _ => {}
         }
         let mut records: Vec<Record> = groups
@@ -262,6 +286,9 @@ impl GroupCoordinator {
         if let Some(mut entry) = groups.classic.remove(group_id) {
             let _ = entry.group.delete();
         }
+        if let Some(mut group) = groups.consumer.remove(group_id) {
+            let _ = group.delete();
+        }
         error_code::NONE
     }
 
@@ -271,11 +298,12 @@ impl GroupCoordinator {
         let now = now_ms();
         let mut groups = self.lock();
         let expired = {
-            let classic = &groups.classic;
+            let (classic, consumer) = (&groups.classic, &groups.consumer);
             groups
                 .offsets
                 .expired(now, self.settings.offsets_retention_ms, |g| {
                     classic.get(g).is_some_and(|e| e.group.has_members())
+                        || consumer.get(g).is_some_and(|c| !c.is_empty())
                 })
         };
         let mut by_group: std::collections::BTreeMap<String, Vec<Record>> = Default::default();
@@ -329,6 +357,22 @@ impl GroupCoordinator {
         apply(groups, records);
         Ok(())
     }
+}
+
+/// OffsetCommit checks for a KIP-848 group: a member commits with its member epoch (STALE_MEMBER_EPOCH when
+/// it is behind); a non-member (empty id, negative epoch) only while the group has no members.
+fn consumer_commit_error(group: Option<&ConsumerGroup>, committer: &Committer<'_>) -> i16 {
+    let Some(group) = group else {
+        return error_code::NONE;
+    };
+    if committer.member_id.is_empty() && committer.generation_id < 0 {
+        return if group.is_empty() {
+            error_code::NONE
+        } else {
+            error_code::UNKNOWN_MEMBER_ID
+        };
+    }
+    group.validate_offset_commit(committer.member_id, committer.generation_id)
 }
 
 /// Applies written records to the store through the replay path.

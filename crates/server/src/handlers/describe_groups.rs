@@ -19,10 +19,24 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
             .map(|group_id| {
                 let mut g = DescribedGroup::default();
                 g.authorized_operations = i32::MIN;
+                let is_consumer = broker
+                    .groups()
+                    .is_some_and(|groups| groups.is_consumer_group(&group_id.0));
                 let description = broker
                     .groups()
                     .and_then(|groups| groups.describe_classic(&group_id.0));
                 g.group_id = group_id;
+                if is_consumer {
+                    // Kafka answers a KIP-848 group here as not found (it is described by ConsumerGroupDescribe).
+                    g.group_state = str_bytes("Dead");
+                    if version >= 6 {
+                        g.error_code = error_code::GROUP_ID_NOT_FOUND;
+                        g.error_message = Some(str_bytes(
+                            "a consumer-protocol group; use ConsumerGroupDescribe",
+                        ));
+                    }
+                    return g;
+                }
                 let Some(d) = description else {
                     g.group_state = str_bytes("Dead");
                     if version >= 6 {

@@ -8,6 +8,8 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -93,6 +95,7 @@ fn blocking_handler(key: ApiKey) -> Option<BlockingHandler> {
         ApiKey::ListGroups => list_groups::handle,
         ApiKey::DeleteGroups => delete_groups::handle,
         ApiKey::OffsetDelete => offset_delete::handle,
+        ApiKey::ConsumerGroupDescribe => consumer_group_describe::handle,
         _ => return None,
     })
 }
@@ -102,7 +105,10 @@ fn blocking_handler(key: ApiKey) -> Option<BlockingHandler> {
 fn is_group_waiting(key: ApiKey) -> bool {
     matches!(
         key,
-        ApiKey::JoinGroup | ApiKey::SyncGroup | ApiKey::OffsetCommit
+        ApiKey::JoinGroup
+            | ApiKey::SyncGroup
+            | ApiKey::OffsetCommit
+            | ApiKey::ConsumerGroupHeartbeat
     )
 }
 
@@ -132,6 +138,11 @@ fn group_waiting(broker: &Arc<Broker>, frame: RequestFrame, client: Client) -> D
         ApiKey::JoinGroup => join_group::handle(broker, frame, client.host()),
         ApiKey::SyncGroup => sync_group::handle(broker, frame),
         ApiKey::OffsetCommit => offset_commit::handle(broker, frame),
+        ApiKey::ConsumerGroupHeartbeat => Dispatched::Ready(consumer_group_heartbeat::handle(
+            broker,
+            &frame,
+            client.host(),
+        )),
         key => Dispatched::Ready(Response::Close(format!("no handler for {key:?}"))),
     }
 }

@@ -33,7 +33,8 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
                             })
                             .collect()
                     });
-                    fetch_group(broker, &g.group_id, wanted, request.require_stable)
+                    let member = g.member_id.as_deref().map(|m| (m, g.member_epoch));
+                    fetch_group(broker, &g.group_id, wanted, request.require_stable, member)
                 })
                 .collect();
             return response;
@@ -48,7 +49,13 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
                 })
                 .collect()
         });
-        let group = fetch_group(broker, &request.group_id, wanted, request.require_stable);
+        let group = fetch_group(
+            broker,
+            &request.group_id,
+            wanted,
+            request.require_stable,
+            None,
+        );
         response.error_code = group.error_code;
         response.topics = group
             .topics
@@ -82,6 +89,7 @@ fn fetch_group(
     group_id: &GroupId,
     wanted: Option<Vec<(String, i32)>>,
     require_stable: bool,
+    member: Option<(&str, i32)>,
 ) -> OffsetFetchResponseGroup {
     let mut group = OffsetFetchResponseGroup::default();
     group.group_id = group_id.clone();
@@ -89,6 +97,13 @@ fn fetch_group(
         group.error_code = error_code::COORDINATOR_NOT_AVAILABLE;
         return group;
     };
+    // v9: a KIP-848 member fetching for its own group must hold the current member epoch.
+    if let Some((member_id, member_epoch)) = member {
+        group.error_code = groups.check_fetch_member(&group_id.0, member_id, member_epoch);
+        if group.error_code != error_code::NONE {
+            return group;
+        }
+    }
     let offsets = groups.fetch_offsets(&group_id.0, wanted, require_stable);
     let mut by_topic: BTreeMap<String, Vec<PartitionOffset>> = BTreeMap::new();
     for p in offsets {
