@@ -5,6 +5,7 @@
 mod common;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use common::raw::Raw;
 use common::{topic, Broker};
 use ferrite_log::batch_builder::{encode_batch, ProducerIdentity, RecordSpec};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -18,71 +19,6 @@ use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, Enc
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-
-struct Raw {
-    stream: TcpStream,
-    next_id: i32,
-}
-
-impl Raw {
-    fn connect(broker: &Broker) -> Raw {
-        let stream = TcpStream::connect(&broker.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Raw { stream, next_id: 1 }
-    }
-
-    /// Sends a request; returns its correlation id.
-    fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) -> i32 {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut header = RequestHeader::default();
-        header.request_api_key = key as i16;
-        header.request_api_version = version;
-        header.correlation_id = id;
-        header.client_id = Some(StrBytes::from_static_str("raw-test"));
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        encode_request_header_into_buffer(&mut buf, &header).unwrap();
-        body.encode(&mut buf, version).unwrap();
-        let size = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&size.to_be_bytes());
-        self.stream.write_all(&buf).unwrap();
-        id
-    }
-
-    fn send_raw(&mut self, bytes: &[u8]) {
-        let _ = self.stream.write_all(bytes);
-    }
-
-    /// Reads one response frame: (correlation id, rest of the frame after the correlation id).
-    fn receive(&mut self) -> std::io::Result<(i32, Bytes)> {
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size)?;
-        let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut frame)?;
-        let mut frame = Bytes::from(frame);
-        let id = frame.get_i32();
-        Ok((id, frame))
-    }
-
-    /// Sends and decodes the response body (`skip_tag` for flexible responses' header tagged-field byte).
-    fn call<Req: Encodable, Resp: Decodable>(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        body: &Req,
-    ) -> Resp {
-        let id = self.send(key, version, body);
-        let (got, mut frame) = self.receive().unwrap();
-        assert_eq!(got, id);
-        if key.response_header_version(version) >= 1 {
-            frame.advance(1);
-        }
-        Resp::decode(&mut frame, version).unwrap()
-    }
-}
 
 fn create(raw: &mut Raw, name: &str) {
     let mut t = CreatableTopic::default();

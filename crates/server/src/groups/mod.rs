@@ -170,8 +170,11 @@ impl GroupCoordinator {
     /// restart would find the previous record (its members then rejoin).
     fn persist_if_changed(&self, group_id: &str, entry: &mut ClassicEntry, now: i64) {
         let current = (entry.group.generation_id(), entry.group.state());
+        // A group that never had a generation (known only by commits) has nothing to resume.
+        let never_formed = current == (0, GroupState::Empty);
         if !matches!(current.1, GroupState::Stable | GroupState::Empty)
             || entry.persisted == Some(current)
+            || never_formed
         {
             return;
         }

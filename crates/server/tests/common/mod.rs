@@ -1,6 +1,8 @@
 //! Starts the real `ferrite` binary on a free loopback port with a temporary data directory.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod raw;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
