@@ -12,12 +12,9 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, InitProducerIdRequest,
-    InitProducerIdResponse, MetadataRequest, ProduceRequest, ProduceResponse, RequestHeader,
-    TopicName,
+    InitProducerIdResponse, MetadataRequest, ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, Encodable, StrBytes};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use std::time::Duration;
 
 fn create(raw: &mut Raw, name: &str) {
