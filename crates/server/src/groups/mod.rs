@@ -17,6 +17,9 @@ mod consumer_ops;
 mod offset_ops;
 pub mod offsets_log;
 
+#[cfg(test)]
+mod tests;
+
 use crate::broker::{Broker, TopicError};
 use crate::config::BrokerConfig;
 use ferrite_coordinator::group::{

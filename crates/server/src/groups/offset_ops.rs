@@ -295,7 +295,11 @@ impl GroupCoordinator {
     /// `offsets.retention.minutes`: tombstones for offsets of groups without members, committed longer ago
     /// than the retention; an empty group left with no offsets is deleted too. Returns how many expired.
     pub fn expire_offsets(&self) -> usize {
-        let now = now_ms();
+        self.expire_offsets_at(now_ms())
+    }
+
+    /// [`GroupCoordinator::expire_offsets`] as of `now` (tests move time forward).
+    pub fn expire_offsets_at(&self, now: i64) -> usize {
         let mut groups = self.lock();
         let expired = {
             let (classic, consumer) = (&groups.classic, &groups.consumer);
@@ -323,7 +327,7 @@ impl GroupCoordinator {
                 records.push((group_metadata::encode_key(&group_id), None));
             }
             if self
-                .write_and_apply(&mut groups, &group_id, &records, now)
+                .write_and_apply(&mut groups, &group_id, &records, now_ms())
                 .is_ok()
                 && emptied
                 && group_is_empty
