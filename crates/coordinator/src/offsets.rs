@@ -188,6 +188,11 @@ impl OffsetStore {
         self.offsets.get(key)
     }
 
+    /// Every committed offset, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&OffsetKey, &CommittedOffset)> {
+        self.offsets.iter()
+    }
+
     /// The groups with at least one committed offset.
     pub fn group_ids(&self) -> impl Iterator<Item = &str> + '_ {
         let mut last: Option<&str> = None;

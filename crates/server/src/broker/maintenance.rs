@@ -3,7 +3,8 @@
 //! - flush (`log.flush.scheduler.interval.ms`): apply `flush.ms` to partitions that went quiet;
 //! - recovery-point checkpoints (every 60 s, Kafka's `log.flush.offset.checkpoint.interval.ms`);
 //! - group session and join deadlines (every 100 ms);
-//! - expiry of committed offsets (`offsets.retention.check.interval.ms`).
+//! - expiry of committed offsets and the rewrite of outgrown `__consumer_offsets` partitions
+//!   (`offsets.retention.check.interval.ms`).
 
 use super::Broker;
 use std::sync::Arc;
@@ -51,8 +52,12 @@ pub fn spawn(
             ms(broker.config.offsets_retention_check_interval_ms),
             "offset expiry",
             |b| {
-                if let Some(expired) = b.groups().map(|g| g.expire_offsets()).filter(|n| *n > 0) {
-                    tracing::info!(expired, "removed expired committed offsets");
+                if let Some(groups) = b.groups() {
+                    let expired = groups.expire_offsets();
+                    if expired > 0 {
+                        tracing::info!(expired, "removed expired committed offsets");
+                    }
+                    groups.compact_offsets_topic();
                 }
             },
         ),

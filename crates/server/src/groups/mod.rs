@@ -7,12 +7,14 @@
 //!       ▲                                      │  │                                     (ClassicGroup,
 //!       └──── oneshot answers (Join/Sync) ─────┘  └── records ──▶ __consumer_offsets     OffsetStore)
 //!   tick task (every 100 ms): session and join deadlines      start-up: replay the topic
-//!   expiry task (offsets.retention.check.interval.ms): tombstones for expired offsets
+//!   expiry task (offsets.retention.check.interval.ms): tombstones for expired offsets, then outgrown
+//!   partitions rewritten from the live state (compaction.rs)
 //! ```
 //! Committed offsets change only by applying a record's bytes (the same code replays the topic at start-up);
 //! a commit is answered once its record is durable under the topic's flush policy.
 
 mod classic_ops;
+mod compaction;
 mod consumer_ops;
 mod offset_ops;
 pub mod offsets_log;
@@ -69,6 +71,8 @@ pub(crate) struct ClassicEntry {
     syncs: HashMap<String, oneshot::Sender<(i16, Vec<u8>)>>,
     /// The (generation, state) last written to `__consumer_offsets`.
     persisted: Option<(i32, GroupState)>,
+    /// The value of that record, rewritten when the partition is compacted.
+    persisted_value: Option<Vec<u8>>,
 }
 
 impl ClassicEntry {
@@ -78,6 +82,7 @@ impl ClassicEntry {
             joins: HashMap::new(),
             syncs: HashMap::new(),
             persisted: None,
+            persisted_value: None,
         }
     }
 }
@@ -125,9 +130,11 @@ impl GroupCoordinator {
             .map_err(|e| TopicError::Storage(format!("replaying __consumer_offsets: {e}")))?;
         let now = now_ms();
         for (group_id, snapshot) in snapshots {
+            let value = group_metadata::encode_value(&snapshot);
             let group = ClassicGroup::restore(&group_id, snapshot, settings.limits, now);
             let mut entry = ClassicEntry::new(group);
             entry.persisted = Some((entry.group.generation_id(), entry.group.state()));
+            entry.persisted_value = Some(value);
             groups.classic.insert(group_id, entry);
         }
         tracing::info!(
@@ -181,13 +188,13 @@ impl GroupCoordinator {
         {
             return;
         }
-        let snapshot = entry.group.snapshot(now);
-        let record: Record = (
-            group_metadata::encode_key(group_id),
-            Some(group_metadata::encode_value(&snapshot)),
-        );
+        let value = group_metadata::encode_value(&entry.group.snapshot(now));
+        let record: Record = (group_metadata::encode_key(group_id), Some(value.clone()));
         match self.log.append(group_id, &[record], now) {
-            Ok(_) => entry.persisted = Some(current),
+            Ok(_) => {
+                entry.persisted = Some(current);
+                entry.persisted_value = Some(value);
+            }
             Err(e) => {
                 tracing::error!(group = group_id, error = %e, "writing group metadata failed")
             }

@@ -2,8 +2,8 @@
 //! start-up, appended to for every commit and group change.
 //!
 //! It is an ordinary topic written through the partition log (so recovery, flush policy and fetch work as for
-//! any topic), with `cleanup.policy=compact` so time and size retention never delete commits. Compaction itself
-//! is not implemented yet: the topic keeps every record, and replay reads all of them.
+//! any topic), with `cleanup.policy=compact` so time and size retention never delete commits. There is no log
+//! cleaner yet; `compaction` bounds the topic by rewriting outgrown partitions from the live state.
 
 use crate::broker::{Broker, Partition, Topic, TopicError};
 use crate::config::topic::TopicOverrides;
@@ -100,6 +100,11 @@ impl OffsetsLog {
         Ok(stats)
     }
 
+    /// Partition `index`, if the topic has it.
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        self.topic.partitions.get(usize::try_from(index).ok()?)
+    }
+
     /// Appends records for one group as one batch, without waiting for durability; returns the partition (to
     /// wait on with [`wait_durable`]) and where the batch landed.
     pub fn append(
@@ -109,26 +114,36 @@ impl OffsetsLog {
         now_ms: i64,
     ) -> Result<(Arc<Partition>, AppendInfo), LogError> {
         let partition = Arc::clone(self.partition_for(group_id));
-        let specs: Vec<RecordSpec<'_>> = records
-            .iter()
-            .map(|(key, value)| RecordSpec {
-                key: Some(key),
-                value: value.as_deref(),
-                headers: vec![],
-                timestamp: now_ms,
-            })
-            .collect();
-        let mut payload = BytesMut::new();
-        encode_batch(&mut payload, &specs, partition.leader_epoch, None);
-        let info = partition.log.append_unsynced(
-            payload.freeze(),
-            AppendOrigin::Client {
-                leader_epoch: partition.leader_epoch,
-            },
-        )?;
-        partition.waiters.wake_all();
+        let info = append_to(&partition, records, now_ms)?;
         Ok((partition, info))
     }
+}
+
+/// Appends records to one partition as one batch, without waiting for durability.
+pub fn append_to(
+    partition: &Partition,
+    records: &[Record],
+    now_ms: i64,
+) -> Result<AppendInfo, LogError> {
+    let specs: Vec<RecordSpec<'_>> = records
+        .iter()
+        .map(|(key, value)| RecordSpec {
+            key: Some(key),
+            value: value.as_deref(),
+            headers: vec![],
+            timestamp: now_ms,
+        })
+        .collect();
+    let mut payload = BytesMut::new();
+    encode_batch(&mut payload, &specs, partition.leader_epoch, None);
+    let info = partition.log.append_unsynced(
+        payload.freeze(),
+        AppendOrigin::Client {
+            leader_epoch: partition.leader_epoch,
+        },
+    )?;
+    partition.waiters.wake_all();
+    Ok(info)
 }
 
 /// Blocks until an append is durable under its topic's flush policy: synced in durable mode; in periodic mode

@@ -13,6 +13,7 @@ fn open(dir: &std::path::Path) -> Broker {
     let config = BrokerConfig {
         log_dirs: vec![dir.to_path_buf()],
         offsets_topic_num_partitions: 3,
+        group_initial_rebalance_delay_ms: 0,
         ..BrokerConfig::default()
     };
     Broker::open(config, Box::new(FileMetadataStore::new(dir))).unwrap()
@@ -115,4 +116,84 @@ fn commits_to_unknown_partitions_and_oversized_metadata_are_refused_per_partitio
         ]
     );
     assert_eq!(committed(groups, "g"), -1);
+}
+
+#[test]
+fn rewriting_a_partition_keeps_the_live_state_and_drops_the_history() {
+    use ferrite_coordinator::group::JoinRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    broker.create_topic("t", 1, 1, Default::default()).unwrap();
+    for i in 0..300 {
+        assert_eq!(commit(&broker, "busy", i), error_code::NONE);
+    }
+    let groups = broker.groups().unwrap();
+    // A stable classic group, so its record is rewritten too.
+    let join = JoinRequest {
+        member_id: String::new(),
+        client_id: "c".into(),
+        session_timeout_ms: 30_000,
+        rebalance_timeout_ms: 30_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), b"meta".to_vec())],
+        require_known_member_id: false,
+        group_instance_id: None,
+        client_host: "/127.0.0.1".into(),
+    };
+    let super::JoinWait::Later(mut rx) = groups.join("busy", join) else {
+        panic!("a join waits for the join phase")
+    };
+    // The join phase ends at the initial rebalance delay, which only the tick notices.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let joined = loop {
+        groups.tick(&broker);
+        match rx.try_recv() {
+            Ok(joined) => break joined,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Err(e) => panic!("no join answer: {e}"),
+        }
+    };
+    let super::SyncWait::Now(0, _) = groups.sync(
+        "busy",
+        &joined.member_id,
+        None,
+        joined.generation_id,
+        None,
+        None,
+        vec![(joined.member_id.clone(), b"all".to_vec())],
+    ) else {
+        panic!("the leader's sync answers at once")
+    };
+    let index = ferrite_coordinator::offsets::partition_for_group("busy", 3);
+    let partition = broker.topic("__consumer_offsets").unwrap().partitions[index as usize].clone();
+    let end_before = partition.log.log_end_offset();
+    assert!(groups.compact_partition(index, true).unwrap());
+    assert_eq!(
+        partition.log.log_start_offset(),
+        end_before,
+        "history before the rewrite is gone"
+    );
+    assert_eq!(
+        partition.log.log_end_offset(),
+        end_before + 2,
+        "one offset and one group record"
+    );
+    assert_eq!(committed(groups, "busy"), 299);
+    assert_eq!(
+        commit(&broker, "busy", 300),
+        25,
+        "UNKNOWN_MEMBER_ID: the group has a member"
+    );
+    broker.close();
+    drop(broker);
+    let reopened = open(dir.path());
+    let groups = reopened.groups().unwrap();
+    assert_eq!(committed(groups, "busy"), 299);
+    assert_eq!(
+        groups.heartbeat("busy", &joined.member_id, None, joined.generation_id),
+        error_code::NONE,
+        "the group came back from its rewritten record"
+    );
 }
