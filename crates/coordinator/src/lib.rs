@@ -1,11 +1,13 @@
 //! `ferrite-coordinator`: decision logic of the coordinators, without I/O.
 //!
-//! Status: the classic consumer-group state machine ([`group`]) and committed offsets as `__consumer_offsets`
-//! records ([`offsets`]) are written and unit-tested, but not yet wired into the broker (no group API is
-//! advertised). The runtime (reply routing, timers), the API handlers, durable commits through the log with
-//! replay at start-up, static membership and KIP-848 come next (issue 4).
+//! - [`group`]: the classic group protocol (with static membership) and KIP-848 consumer groups, driven by
+//!   requests and time; [`assignor`]: the KIP-848 server-side assignors.
+//! - `__consumer_offsets` records in Kafka's layout: committed offsets ([`offsets`]), classic group state
+//!   ([`group_metadata`]) and KIP-848 group state ([`consumer_group_records`]), which the broker's runtime
+//!   (`crates/server/src/groups`) appends and replays at start-up.
 
 pub mod assignor;
+pub mod consumer_group_records;
 pub mod group;
 pub mod group_metadata;
 pub mod offsets;

@@ -7,8 +7,10 @@
 //!        (versions 0-2 are read as well; version 1 also carries an expire timestamp; a null value deletes)
 //! ```
 //! Strings are i16-length-prefixed UTF-8, integers big-endian (`OffsetCommitKey.json` / `OffsetCommitValue.json`
-//! in Kafka's group coordinator). Status: not yet wired into the broker (issue 4).
+//! in Kafka's group coordinator). [`decode_key`] also recognises the KIP-848 consumer group records
+//! (`consumer_group_records`); other record types are reported as [`RecordKey::Other`] and skipped.
 
+use crate::consumer_group_records::{self, ConsumerGroupKey};
 use std::collections::BTreeMap;
 
 const OFFSET_COMMIT_KEY: i16 = 1;
@@ -36,6 +38,8 @@ pub struct CommittedOffset {
 pub enum RecordKey {
     Offset(OffsetKey),
     Group(String),
+    /// A KIP-848 consumer group record (types 3-8, see [`crate::consumer_group_records`]).
+    ConsumerGroup(ConsumerGroupKey),
     /// A record type this version does not know (later Kafka coordinator records); skipped on replay.
     Other(i16),
 }
@@ -47,7 +51,7 @@ pub struct RecordError(pub &'static str);
 pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], RecordError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&[u8], RecordError> {
         if self.0.len() < n {
             return Err(RecordError("truncated"));
         }
@@ -123,6 +127,12 @@ pub fn decode_key(bytes: &[u8]) -> Result<RecordKey, RecordError> {
             partition: r.i32()?,
         })),
         GROUP_METADATA_KEY => Ok(RecordKey::Group(r.string()?)),
+        t
+        @ consumer_group_records::METADATA..=consumer_group_records::CURRENT_MEMBER_ASSIGNMENT => {
+            Ok(RecordKey::ConsumerGroup(
+                consumer_group_records::decode_key_fields(t, &mut r)?,
+            ))
+        }
         other => Ok(RecordKey::Other(other)),
     }
 }

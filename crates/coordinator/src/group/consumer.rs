@@ -20,9 +20,14 @@
 //! full request (rebalance timeout, subscriptions and owned partitions all present, as a client sends after
 //! an error), or when this heartbeat changed the assignment; otherwise it is left null, meaning unchanged.
 //! That is Kafka's rule, so a lost response is repaired by the client's next full request.
+//!
+//! Durability is the runtime's, through `persist`: after each call it takes
+//! [`ConsumerGroup::records_since`] (Kafka's `__consumer_offsets` records for what changed) and appends
+//! them; at start-up [`ConsumerGroup::restore`] rebuilds the group from what replay found.
 
 mod heartbeat;
 mod member;
+mod persist;
 mod reconcile;
 mod state;
 
@@ -229,6 +234,9 @@ pub struct ConsumerGroup {
     /// The subscribed topics that exist, as the target assignment saw them; a difference from what
     /// [`TopicView`] says now bumps the group epoch.
     topics: TopicMetadata,
+    /// Members changed (added, updated, reconciled, removed) since [`ConsumerGroup::mark_persisted`]: the
+    /// only ones whose records [`ConsumerGroup::records_since`] compares (see `persist`).
+    unpersisted: BTreeSet<String>,
 }
 
 impl ConsumerGroup {
@@ -244,6 +252,7 @@ impl ConsumerGroup {
             static_members: BTreeMap::new(),
             target: BTreeMap::new(),
             topics: TopicMetadata::new(),
+            unpersisted: BTreeSet::new(),
         }
     }
 
@@ -392,10 +401,15 @@ impl ConsumerGroup {
 
     /// Moves to the state the epochs call for (Kafka's `maybeUpdateGroupState`).
     fn refresh_state(&mut self) {
+        self.transition(self.derived_state());
+    }
+
+    /// The state the epochs call for.
+    fn derived_state(&self) -> ConsumerGroupState {
         let converged = |m: &Member| {
             m.assignment.epoch == self.assignment_epoch && m.assignment.state == MemberState::Stable
         };
-        let to = if self.members.is_empty() {
+        if self.members.is_empty() {
             ConsumerGroupState::Empty
         } else if self.group_epoch > self.assignment_epoch {
             ConsumerGroupState::Assigning
@@ -403,8 +417,7 @@ impl ConsumerGroup {
             ConsumerGroupState::Stable
         } else {
             ConsumerGroupState::Reconciling
-        };
-        self.transition(to);
+        }
     }
 
     /// Re-reads the metadata of every subscribed topic; returns whether it differs from what the target
@@ -475,6 +488,7 @@ impl ConsumerGroup {
             debug_assert!(false, "reconciling unknown member {member_id}");
             return;
         };
+        self.unpersisted.insert(member_id.to_string());
         let next = member
             .assignment
             .reconcile(self.assignment_epoch, target, &held, owned);
@@ -491,6 +505,7 @@ impl ConsumerGroup {
     /// Forgets a member, which frees its partitions at once; the caller bumps the group epoch so the target
     /// assignment hands them to the others.
     fn remove_member(&mut self, member_id: &str) {
+        self.unpersisted.insert(member_id.to_string());
         if let Some(member) = self.members.remove(member_id) {
             if let Some(instance_id) = member.instance_id {
                 if self.static_members.get(&instance_id).map(String::as_str) == Some(member_id) {

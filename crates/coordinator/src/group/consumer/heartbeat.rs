@@ -110,6 +110,7 @@ impl ConsumerGroup {
         let admission = self.admit(request)?;
         // Checks are over: from here on the heartbeat is applied.
         let member_id = self.enter(request, &admission, new_member_id);
+        self.unpersisted.insert(member_id.clone());
         let Some(member) = self.members.get_mut(&member_id) else {
             debug_assert!(false, "admitted member {member_id} is missing");
             return Err(ConsumerGroupError::UnknownMember(member_id));
@@ -237,6 +238,7 @@ impl ConsumerGroup {
             }
             Admission::ReplaceStatic { previous_member_id } => {
                 let member_id = chosen_id();
+                self.unpersisted.insert(previous_member_id.clone());
                 if let Some(member) = self.members.remove(previous_member_id) {
                     self.members.insert(member_id.clone(), member);
                 }
@@ -295,6 +297,7 @@ impl ConsumerGroup {
         };
         member.away = true;
         member.last_heartbeat_ms = now_ms;
+        self.unpersisted.insert(request.member_id.clone());
         Ok(left(request, STATIC_LEAVE_EPOCH))
     }
 }

@@ -1,12 +1,12 @@
 use super::errors::*;
 use super::*;
 
-const ORDERS: Uuid = Uuid::from_u128(1);
+pub(super) const ORDERS: Uuid = Uuid::from_u128(1);
 const PAYMENTS: Uuid = Uuid::from_u128(2);
 const SESSION_MS: i64 = 10_000;
-const REBALANCE_MS: i32 = 20_000;
+pub(super) const REBALANCE_MS: i32 = 20_000;
 
-fn config() -> ConsumerGroupConfig {
+pub(super) fn config() -> ConsumerGroupConfig {
     ConsumerGroupConfig {
         session_timeout_ms: 10_000,
         heartbeat_interval_ms: 1_000,
@@ -16,7 +16,7 @@ fn config() -> ConsumerGroupConfig {
 }
 
 /// "orders" with 6 partitions, "payments" with 3.
-fn topics() -> TopicMetadata {
+pub(super) fn topics() -> TopicMetadata {
     [
         ("orders".to_string(), (ORDERS, 6)),
         ("payments".to_string(), (PAYMENTS, 3)),
@@ -24,7 +24,7 @@ fn topics() -> TopicMetadata {
     .into()
 }
 
-fn join_request(member_id: &str) -> HeartbeatRequest {
+pub(super) fn join_request(member_id: &str) -> HeartbeatRequest {
     HeartbeatRequest {
         member_id: member_id.to_string(),
         member_epoch: JOIN_EPOCH,
@@ -38,7 +38,7 @@ fn join_request(member_id: &str) -> HeartbeatRequest {
 }
 
 /// A lightweight heartbeat: only what changed (here: the owned partitions of "orders").
-fn beat_request(member_id: &str, epoch: i32, owned: &BTreeSet<i32>) -> HeartbeatRequest {
+pub(super) fn beat_request(member_id: &str, epoch: i32, owned: &BTreeSet<i32>) -> HeartbeatRequest {
     HeartbeatRequest {
         member_id: member_id.to_string(),
         member_epoch: epoch,
@@ -50,12 +50,16 @@ fn beat_request(member_id: &str, epoch: i32, owned: &BTreeSet<i32>) -> Heartbeat
     }
 }
 
-fn heartbeat(group: &mut ConsumerGroup, request: HeartbeatRequest, now: i64) -> HeartbeatResponse {
+pub(super) fn heartbeat(
+    group: &mut ConsumerGroup,
+    request: HeartbeatRequest,
+    now: i64,
+) -> HeartbeatResponse {
     group.heartbeat(request, &topics(), now, || "generated".to_string())
 }
 
 /// The "orders" partitions of a response's assignment, if it carries one.
-fn orders(response: &HeartbeatResponse) -> Option<BTreeSet<i32>> {
+pub(super) fn orders(response: &HeartbeatResponse) -> Option<BTreeSet<i32>> {
     response.assignment.as_ref().map(|topics| {
         topics
             .iter()
@@ -65,20 +69,20 @@ fn orders(response: &HeartbeatResponse) -> Option<BTreeSet<i32>> {
     })
 }
 
-fn set(partitions: impl IntoIterator<Item = i32>) -> BTreeSet<i32> {
+pub(super) fn set(partitions: impl IntoIterator<Item = i32>) -> BTreeSet<i32> {
     partitions.into_iter().collect()
 }
 
 /// A well-behaved client: it adopts every assignment it is sent at once (revoking or taking partitions).
 #[derive(Debug, Clone)]
-struct Client {
-    id: String,
-    epoch: i32,
-    owned: BTreeSet<i32>,
+pub(super) struct Client {
+    pub(super) id: String,
+    pub(super) epoch: i32,
+    pub(super) owned: BTreeSet<i32>,
 }
 
 impl Client {
-    fn join(group: &mut ConsumerGroup, request: HeartbeatRequest, now: i64) -> Client {
+    pub(super) fn join(group: &mut ConsumerGroup, request: HeartbeatRequest, now: i64) -> Client {
         let response = heartbeat(group, request, now);
         assert_eq!(response.error_code, NONE, "{response:?}");
         Client {
@@ -88,7 +92,7 @@ impl Client {
         }
     }
 
-    fn beat(&mut self, group: &mut ConsumerGroup, now: i64) -> HeartbeatResponse {
+    pub(super) fn beat(&mut self, group: &mut ConsumerGroup, now: i64) -> HeartbeatResponse {
         let response = heartbeat(group, beat_request(&self.id, self.epoch, &self.owned), now);
         assert_eq!(response.error_code, NONE, "{response:?}");
         self.epoch = response.member_epoch;
@@ -100,7 +104,7 @@ impl Client {
 }
 
 /// Heartbeats every client in turn until the group is stable.
-fn settle(group: &mut ConsumerGroup, clients: &mut [Client], now: i64) {
+pub(super) fn settle(group: &mut ConsumerGroup, clients: &mut [Client], now: i64) {
     for _ in 0..5 {
         for client in clients.iter_mut() {
             client.beat(group, now);
@@ -113,7 +117,7 @@ fn settle(group: &mut ConsumerGroup, clients: &mut [Client], now: i64) {
 }
 
 /// Members joined at time 0 and settled.
-fn stable_group(names: &[&str]) -> (ConsumerGroup, Vec<Client>) {
+pub(super) fn stable_group(names: &[&str]) -> (ConsumerGroup, Vec<Client>) {
     let mut group = ConsumerGroup::new("g", config());
     let mut clients: Vec<Client> = names
         .iter()
@@ -123,7 +127,7 @@ fn stable_group(names: &[&str]) -> (ConsumerGroup, Vec<Client>) {
     (group, clients)
 }
 
-fn assert_disjoint_and_complete(clients: &[Client]) {
+pub(super) fn assert_disjoint_and_complete(clients: &[Client]) {
     let mut all = BTreeSet::new();
     for client in clients {
         for p in &client.owned {
@@ -288,7 +292,7 @@ fn a_member_that_does_not_revoke_in_time_is_removed() {
     assert_eq!(orders(&response), Some(set(0..6)));
 }
 
-fn static_join(member_id: &str, instance_id: &str) -> HeartbeatRequest {
+pub(super) fn static_join(member_id: &str, instance_id: &str) -> HeartbeatRequest {
     HeartbeatRequest {
         instance_id: Some(instance_id.to_string()),
         ..join_request(member_id)
