@@ -234,11 +234,11 @@ impl GroupCoordinator {
                 group_type: "classic",
             })
             .collect();
-        for (id, group) in &groups.consumer {
+        for (id, entry) in &groups.consumer {
             listed.push(ListedGroup {
                 group_id: id.clone(),
                 protocol_type: "consumer".to_string(),
-                state: group.state().kafka_name(),
+                state: entry.group.state().kafka_name(),
                 group_type: "consumer",
             });
         }

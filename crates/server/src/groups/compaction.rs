@@ -12,6 +12,7 @@
 
 use super::offsets_log::{append_to, Record};
 use super::{now_ms, GroupCoordinator, Groups};
+use ferrite_coordinator::consumer_group_records::ConsumerGroupRecord;
 use ferrite_coordinator::group_metadata;
 use ferrite_coordinator::offsets::{encode_key, encode_value, partition_for_group};
 use ferrite_log::LogError;
@@ -74,7 +75,8 @@ impl GroupCoordinator {
 }
 
 /// The records that rebuild the live state of the groups stored in partition `index`: their committed offsets,
-/// then the last record written for each classic group.
+/// then the last record written for each classic group, then the live records of each KIP-848 group (as
+/// replaying what was appended for it gives them, which is what the log holds).
 fn live_records(groups: &Groups, index: i32, partitions: i32) -> Vec<Record> {
     let mut records: Vec<Record> = groups
         .offsets
@@ -92,5 +94,11 @@ fn live_records(groups: &Groups, index: i32, partitions: i32) -> Vec<Record> {
                 Some((group_metadata::encode_key(id), Some(value)))
             }),
     );
+    for (id, entry) in &groups.consumer {
+        if partition_for_group(id, partitions) == index {
+            let live = entry.persisted.records(id);
+            records.extend(live.iter().map(ConsumerGroupRecord::encode));
+        }
+    }
     records
 }

@@ -5,13 +5,15 @@
 //! ```text
 //!   handlers ──join/sync/heartbeat/commit──▶ GroupCoordinator ──(pure decisions)──▶ ferrite-coordinator
 //!       ▲                                      │  │                                     (ClassicGroup,
-//!       └──── oneshot answers (Join/Sync) ─────┘  └── records ──▶ __consumer_offsets     OffsetStore)
+//!       └──── oneshot answers (Join/Sync) ─────┘  └── records ──▶ __consumer_offsets     ConsumerGroup,
+//!                                                                                         OffsetStore)
 //!   tick task (every 100 ms): session and join deadlines      start-up: replay the topic
 //!   expiry task (offsets.retention.check.interval.ms): tombstones for expired offsets, then outgrown
 //!   partitions rewritten from the live state (compaction.rs)
 //! ```
 //! Committed offsets change only by applying a record's bytes (the same code replays the topic at start-up);
-//! a commit is answered once its record is durable under the topic's flush policy.
+//! a commit is answered once its record is durable under the topic's flush policy, and so is a KIP-848
+//! heartbeat that changed its group's state (consumer_ops.rs).
 
 mod classic_ops;
 mod compaction;
@@ -24,11 +26,13 @@ mod tests;
 
 use crate::broker::{Broker, TopicError};
 use crate::config::BrokerConfig;
+use consumer_ops::ConsumerEntry;
+use ferrite_coordinator::consumer_group_records::{ConsumerGroupImage, ConsumerGroupRecord};
 use ferrite_coordinator::group::{
     ClassicGroup, ConsumerGroup, ConsumerGroupConfig, GroupLimits, GroupState, JoinResponse,
 };
-use ferrite_coordinator::group_metadata;
-use ferrite_coordinator::offsets::{decode_key, OffsetStore, RecordKey};
+use ferrite_coordinator::group_metadata::{self, GroupSnapshot};
+use ferrite_coordinator::offsets::{decode_key, OffsetStore, RecordError, RecordKey};
 use offsets_log::{OffsetsLog, Record};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -36,7 +40,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 pub use classic_ops::{join_error, GroupDescription, JoinWait, SyncWait};
-pub use consumer_ops::BrokerTopics;
+pub use consumer_ops::{BrokerTopics, HeartbeatOutcome};
 pub use offset_ops::{CommitOutcome, Committer, PartitionOffset};
 
 /// How often session and join deadlines are checked.
@@ -90,8 +94,8 @@ impl ClassicEntry {
 #[derive(Debug, Default)]
 pub(crate) struct Groups {
     pub classic: HashMap<String, ClassicEntry>,
-    /// KIP-848 groups (in memory only; see `consumer_ops`).
-    pub consumer: HashMap<String, ConsumerGroup>,
+    /// KIP-848 groups, with what `__consumer_offsets` holds for each (see `consumer_ops`).
+    pub consumer: HashMap<String, ConsumerEntry>,
     pub offsets: OffsetStore,
     /// Commits appended but not yet durable, per group: OffsetFetch with `require_stable` waits them out.
     pub pending_commits: HashMap<String, usize>,
@@ -115,42 +119,38 @@ impl GroupCoordinator {
     /// Opens (or creates) `__consumer_offsets` and rebuilds every group and committed offset from it.
     pub fn start(broker: &Broker) -> Result<GroupCoordinator, TopicError> {
         let settings = GroupSettings::from_config(&broker.config);
+        let consumer_config = consumer_ops::consumer_config(&broker.config);
         let log = OffsetsLog::open(broker)?;
         let started = std::time::Instant::now();
         let mut groups = Groups::default();
-        let mut snapshots = HashMap::new();
+        let mut replayed = Replayed::default();
         let mut malformed = 0u64;
         let stats = log
             .replay(|key, value| {
-                if let Err(e) = replay_record(&mut groups, &mut snapshots, key, value) {
+                if let Err(e) = replay_record(&mut groups, &mut replayed, key, value) {
                     malformed += 1;
                     tracing::warn!(error = %e, "skipping malformed __consumer_offsets record");
                 }
             })
             .map_err(|e| TopicError::Storage(format!("replaying __consumer_offsets: {e}")))?;
-        let now = now_ms();
-        for (group_id, snapshot) in snapshots {
-            let value = group_metadata::encode_value(&snapshot);
-            let group = ClassicGroup::restore(&group_id, snapshot, settings.limits, now);
-            let mut entry = ClassicEntry::new(group);
-            entry.persisted = Some((entry.group.generation_id(), entry.group.state()));
-            entry.persisted_value = Some(value);
-            groups.classic.insert(group_id, entry);
-        }
+        replayed.restore(&mut groups, &settings, &consumer_config, broker);
         tracing::info!(
             groups = groups.classic.len(),
+            consumer_groups = groups.consumer.len(),
             records = stats.records,
             bytes = stats.bytes,
             malformed,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "group coordinator loaded __consumer_offsets"
         );
-        Ok(GroupCoordinator {
+        let coordinator = GroupCoordinator {
             settings,
-            consumer_config: consumer_ops::consumer_config(&broker.config),
+            consumer_config,
             log,
             groups: Mutex::new(groups),
-        })
+        };
+        coordinator.persist_restored_consumer_groups();
+        Ok(coordinator)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Groups> {
@@ -213,23 +213,79 @@ impl GroupCoordinator {
     }
 }
 
-/// Applies one replayed record: offsets to the store, group records to the latest snapshot per group.
+/// Group state found by replay: the latest record of each classic group, the records of each KIP-848 group.
+#[derive(Default)]
+struct Replayed {
+    classic: HashMap<String, GroupSnapshot>,
+    consumer: HashMap<String, ConsumerGroupImage>,
+}
+
+impl Replayed {
+    /// Rebuilds the groups, as of now (sessions start over). A group id with records of both kinds is a
+    /// consumer group: a classic group becomes one only while empty, and deleting writes tombstones for both.
+    fn restore(
+        self,
+        groups: &mut Groups,
+        settings: &GroupSettings,
+        consumer_config: &ConsumerGroupConfig,
+        broker: &Broker,
+    ) {
+        let now = now_ms();
+        let topics = BrokerTopics(broker);
+        for (group_id, image) in self.consumer {
+            if image.is_empty() {
+                continue;
+            }
+            let group =
+                ConsumerGroup::restore(&group_id, consumer_config.clone(), &image, &topics, now);
+            groups.consumer.insert(
+                group_id,
+                ConsumerEntry {
+                    group,
+                    persisted: image,
+                },
+            );
+        }
+        for (group_id, snapshot) in self.classic {
+            if groups.consumer.contains_key(&group_id) {
+                continue;
+            }
+            let value = group_metadata::encode_value(&snapshot);
+            let group = ClassicGroup::restore(&group_id, snapshot, settings.limits, now);
+            let mut entry = ClassicEntry::new(group);
+            entry.persisted = Some((entry.group.generation_id(), entry.group.state()));
+            entry.persisted_value = Some(value);
+            groups.classic.insert(group_id, entry);
+        }
+    }
+}
+
+/// Applies one replayed record: offsets to the store, group records to the latest state per group.
 fn replay_record(
     groups: &mut Groups,
-    snapshots: &mut HashMap<String, group_metadata::GroupSnapshot>,
+    replayed: &mut Replayed,
     key: &[u8],
     value: Option<&[u8]>,
-) -> Result<(), ferrite_coordinator::offsets::RecordError> {
+) -> Result<(), RecordError> {
     match decode_key(key)? {
         RecordKey::Offset(_) => groups.offsets.apply(key, value),
         RecordKey::Group(group_id) => {
             match value {
                 Some(v) => {
-                    snapshots.insert(group_id, group_metadata::decode_value(v)?);
+                    replayed
+                        .classic
+                        .insert(group_id, group_metadata::decode_value(v)?);
                 }
                 None => {
-                    snapshots.remove(&group_id);
+                    replayed.classic.remove(&group_id);
                 }
+            }
+            Ok(())
+        }
+        RecordKey::ConsumerGroup(key) => {
+            if let Some(record) = ConsumerGroupRecord::decode(&key, value)? {
+                let image = replayed.consumer.entry(record.group_id).or_default();
+                image.apply(record.body);
             }
             Ok(())
         }

@@ -5,6 +5,7 @@
 use super::offsets_log::{wait_durable, Record};
 use super::{now_ms, ClassicEntry, GroupCoordinator, Groups};
 use crate::broker::{Broker, Partition};
+use ferrite_coordinator::consumer_group_records::ConsumerGroupRecord;
 use ferrite_coordinator::group::{ClassicGroup, ConsumerGroup, GroupState};
 use ferrite_coordinator::group_metadata;
 use ferrite_coordinator::offsets::{encode_key, encode_value, CommittedOffset, OffsetKey};
@@ -67,7 +68,7 @@ impl GroupCoordinator {
     ) -> CommitOutcome {
         let now = now_ms();
         let mut groups = self.lock();
-        let consumer_group = groups.consumer.get(group_id);
+        let consumer_group = groups.consumer.get(group_id).map(|e| &e.group);
         let group_error = match groups.classic.get(group_id) {
             _ if consumer_group.is_some() => consumer_commit_error(consumer_group, &committer),
             Some(entry) => entry.group.validate_offset_commit(
@@ -170,7 +171,7 @@ impl GroupCoordinator {
     /// OffsetFetch v9 from a KIP-848 member: its member epoch must be current (the group-level error, or NONE).
     pub fn check_fetch_member(&self, group_id: &str, member_id: &str, member_epoch: i32) -> i16 {
         match self.lock().consumer.get(group_id) {
-            Some(group) => group.validate_offset_fetch(member_id, member_epoch),
+            Some(entry) => entry.group.validate_offset_fetch(member_id, member_epoch),
             None => error_code::NONE,
         }
     }
@@ -225,7 +226,11 @@ impl GroupCoordinator {
         let now = now_ms();
         let mut groups = self.lock();
         let subscribed: Option<Subscribed> = match groups.classic.get(group_id) {
-            _ if groups.consumer.get(group_id).is_some_and(|g| !g.is_empty()) => {
+            _ if groups
+                .consumer
+                .get(group_id)
+                .is_some_and(|e| !e.group.is_empty()) =>
+            {
                 Some(Subscribed::Everything)
             }
             _ if groups.consumer.contains_key(group_id) => None,
@@ -255,14 +260,14 @@ impl GroupCoordinator {
         Ok(errors)
     }
 
-    /// DeleteGroups for one group: only a group without members can go; its offsets and its record get
-    /// tombstones.
+    /// DeleteGroups for one group: only a group without members can go; its offsets and its records (classic
+    /// or KIP-848) get tombstones.
     pub fn delete_group(&self, group_id: &str) -> i16 {
         let now = now_ms();
         let mut groups = self.lock();
         let known_by_offsets = groups.offsets.group(group_id).next().is_some();
         if let Some(consumer) = groups.consumer.get(group_id) {
-            if !consumer.is_empty() {
+            if !consumer.group.is_empty() {
                 return error_code::NON_EMPTY_GROUP;
             }
         }
@@ -280,14 +285,18 @@ impl GroupCoordinator {
             .map(|(k, _)| (encode_key(k), None))
             .collect();
         records.push((group_metadata::encode_key(group_id), None));
+        if let Some(consumer) = groups.consumer.get(group_id) {
+            let tombstones = consumer.persisted.tombstones(group_id);
+            records.extend(tombstones.iter().map(ConsumerGroupRecord::encode));
+        }
         if let Err(code) = self.write_and_apply(&mut groups, group_id, &records, now) {
             return code;
         }
         if let Some(mut entry) = groups.classic.remove(group_id) {
             let _ = entry.group.delete();
         }
-        if let Some(mut group) = groups.consumer.remove(group_id) {
-            let _ = group.delete();
+        if let Some(mut entry) = groups.consumer.remove(group_id) {
+            let _ = entry.group.delete();
         }
         error_code::NONE
     }
@@ -307,7 +316,7 @@ impl GroupCoordinator {
                 .offsets
                 .expired(now, self.settings.offsets_retention_ms, |g| {
                     classic.get(g).is_some_and(|e| e.group.has_members())
-                        || consumer.get(g).is_some_and(|c| !c.is_empty())
+                        || consumer.get(g).is_some_and(|c| !c.group.is_empty())
                 })
         };
         let mut by_group: std::collections::BTreeMap<String, Vec<Record>> = Default::default();

@@ -7,7 +7,10 @@ use super::{now_ms, GroupCoordinator, PartitionOffset};
 use crate::broker::metadata_store::FileMetadataStore;
 use crate::broker::Broker;
 use crate::config::broker::BrokerConfig;
+use ferrite_coordinator::group::consumer::{HeartbeatRequest, HeartbeatResponse};
+use ferrite_coordinator::group::ConsumerGroupState;
 use ferrite_wire::error_code;
+use uuid::Uuid;
 
 fn open(dir: &std::path::Path) -> Broker {
     let config = BrokerConfig {
@@ -36,6 +39,83 @@ fn commit(broker: &Broker, group: &str, offset: i64) -> i16 {
     };
     let outcome = groups.commit(broker, group, committer, &offsets);
     groups.finish_commit(outcome)[0]
+}
+
+/// A KIP-848 member as a well-behaved client sees itself: it adopts every assignment it is sent.
+#[derive(Debug, Clone)]
+struct ConsumerMember {
+    id: String,
+    epoch: i32,
+    owned: Vec<(Uuid, Vec<i32>)>,
+}
+
+impl ConsumerMember {
+    fn new(id: &str) -> Self {
+        ConsumerMember {
+            id: id.to_string(),
+            epoch: 0,
+            owned: vec![],
+        }
+    }
+
+    /// A full heartbeat (every field set), so the answer always carries the whole assignment.
+    fn request(&self) -> HeartbeatRequest {
+        HeartbeatRequest {
+            member_id: self.id.clone(),
+            member_epoch: self.epoch,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            owned_partitions: Some(self.owned.clone()),
+            client_id: format!("client-{}", self.id),
+            client_host: "/127.0.0.1".into(),
+            ..Default::default()
+        }
+    }
+
+    fn beat(&mut self, broker: &Broker, group: &str) -> HeartbeatResponse {
+        let response = consumer_beat(broker, group, self.request());
+        assert_eq!(response.error_code, error_code::NONE, "{response:?}");
+        self.epoch = response.member_epoch;
+        self.owned = response.assignment.clone().unwrap();
+        response
+    }
+}
+
+fn consumer_beat(broker: &Broker, group: &str, request: HeartbeatRequest) -> HeartbeatResponse {
+    let groups = broker.groups().unwrap();
+    let outcome = groups.consumer_heartbeat(broker, group, request);
+    groups.finish_heartbeat(outcome)
+}
+
+/// Two KIP-848 members of `group` on topic "t", heartbeating until the group is stable.
+fn stable_consumer_group(broker: &Broker, group: &str) -> Vec<ConsumerMember> {
+    let mut members = vec![
+        ConsumerMember::new("member-a"),
+        ConsumerMember::new("member-b"),
+    ];
+    for _ in 0..10 {
+        for m in &mut members {
+            m.beat(broker, group);
+        }
+        let groups = broker.groups().unwrap();
+        if groups.describe_consumer(group).unwrap().state == ConsumerGroupState::Stable {
+            return members;
+        }
+    }
+    panic!(
+        "{group} did not settle: {:?}",
+        broker.groups().unwrap().describe_consumer(group)
+    );
+}
+
+/// A group id other than `than` that lives in the same `__consumer_offsets` partition.
+fn group_in_partition_of(than: &str) -> String {
+    use ferrite_coordinator::offsets::partition_for_group;
+    let index = partition_for_group(than, 3);
+    (0..)
+        .map(|i| format!("consumers-{i}"))
+        .find(|g| partition_for_group(g, 3) == index)
+        .unwrap()
 }
 
 fn committed(groups: &GroupCoordinator, group: &str) -> i64 {
@@ -166,6 +246,10 @@ fn rewriting_a_partition_keeps_the_live_state_and_drops_the_history() {
     ) else {
         panic!("the leader's sync answers at once")
     };
+    // A KIP-848 group in the same partition, settled, then with a history of heartbeats.
+    let consumers = group_in_partition_of("busy");
+    let mut members = stable_consumer_group(&broker, &consumers);
+    let described = groups.describe_consumer(&consumers).unwrap();
     let index = ferrite_coordinator::offsets::partition_for_group("busy", 3);
     let partition = broker.topic("__consumer_offsets").unwrap().partitions[index as usize].clone();
     let end_before = partition.log.log_end_offset();
@@ -177,8 +261,9 @@ fn rewriting_a_partition_keeps_the_live_state_and_drops_the_history() {
     );
     assert_eq!(
         partition.log.log_end_offset(),
-        end_before + 2,
-        "one offset and one group record"
+        end_before + 2 + 8,
+        "one offset and one group record; the consumer group's metadata and target epoch, and member, \
+         target and current assignment records of each of its two members"
     );
     assert_eq!(committed(groups, "busy"), 299);
     assert_eq!(
@@ -195,5 +280,82 @@ fn rewriting_a_partition_keeps_the_live_state_and_drops_the_history() {
         groups.heartbeat("busy", &joined.member_id, None, joined.generation_id),
         error_code::NONE,
         "the group came back from its rewritten record"
+    );
+    assert_eq!(groups.describe_consumer(&consumers), Some(described));
+    for m in &mut members {
+        let epoch = m.epoch;
+        assert_eq!(m.beat(&reopened, &consumers).member_epoch, epoch);
+    }
+}
+
+#[test]
+fn a_consumer_group_survives_a_reopen_and_its_members_keep_their_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    broker.create_topic("t", 4, 1, Default::default()).unwrap();
+    let mut members = stable_consumer_group(&broker, "cg");
+    let shares: Vec<usize> = members.iter().map(|m| m.owned[0].1.len()).collect();
+    assert_eq!(shares, [2, 2], "{members:?}");
+    let groups = broker.groups().unwrap();
+    let before = groups.describe_consumer("cg").unwrap();
+    assert_eq!(before.members.len(), 2);
+
+    let index = ferrite_coordinator::offsets::partition_for_group("cg", 3);
+    let partition = broker.topic("__consumer_offsets").unwrap().partitions[index as usize].clone();
+    let end = partition.log.log_end_offset();
+    let response = members[0].beat(&broker, "cg");
+    assert_eq!(response.member_epoch, before.group_epoch);
+    assert_eq!(
+        partition.log.log_end_offset(),
+        end,
+        "a heartbeat that changed nothing writes nothing"
+    );
+    broker.close();
+    drop(broker);
+
+    let reopened = open(dir.path());
+    let groups = reopened.groups().unwrap();
+    assert_eq!(groups.describe_consumer("cg"), Some(before.clone()));
+    assert!(groups.is_consumer_group("cg"));
+    for m in &mut members {
+        let (epoch, owned) = (m.epoch, m.owned.clone());
+        let response = m.beat(&reopened, "cg");
+        assert_eq!(response.member_epoch, epoch, "{} keeps its epoch", m.id);
+        assert_eq!(m.owned, owned, "{} keeps its partitions", m.id);
+    }
+    assert_eq!(groups.describe_consumer("cg"), Some(before));
+}
+
+#[test]
+fn a_deleted_consumer_group_stays_deleted_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    broker.create_topic("t", 4, 1, Default::default()).unwrap();
+    let members = stable_consumer_group(&broker, "gone");
+    stable_consumer_group(&broker, "kept");
+    let groups = broker.groups().unwrap();
+    assert_eq!(groups.delete_group("gone"), error_code::NON_EMPTY_GROUP);
+    for m in &members {
+        let leave = HeartbeatRequest {
+            member_epoch: -1,
+            ..m.request()
+        };
+        assert_eq!(
+            consumer_beat(&broker, "gone", leave).error_code,
+            error_code::NONE
+        );
+    }
+    assert_eq!(groups.delete_group("gone"), error_code::NONE);
+    assert_eq!(groups.describe_consumer("gone"), None);
+    broker.close();
+    drop(broker);
+
+    let reopened = open(dir.path());
+    let groups = reopened.groups().unwrap();
+    assert_eq!(groups.describe_consumer("gone"), None);
+    assert!(!groups.group_ids().contains(&"gone".to_string()));
+    assert_eq!(
+        groups.describe_consumer("kept").map(|d| d.members.len()),
+        Some(2)
     );
 }

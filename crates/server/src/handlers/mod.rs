@@ -138,11 +138,9 @@ fn group_waiting(broker: &Arc<Broker>, frame: RequestFrame, client: Client) -> D
         ApiKey::JoinGroup => join_group::handle(broker, frame, client.host()),
         ApiKey::SyncGroup => sync_group::handle(broker, frame),
         ApiKey::OffsetCommit => offset_commit::handle(broker, frame),
-        ApiKey::ConsumerGroupHeartbeat => Dispatched::Ready(consumer_group_heartbeat::handle(
-            broker,
-            &frame,
-            client.host(),
-        )),
+        ApiKey::ConsumerGroupHeartbeat => {
+            consumer_group_heartbeat::handle(broker, frame, client.host())
+        }
         key => Dispatched::Ready(Response::Close(format!("no handler for {key:?}"))),
     }
 }
