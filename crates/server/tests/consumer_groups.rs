@@ -1,7 +1,7 @@
 //! Consumer groups through the rdkafka crate (librdkafka 2.12) against the real `ferrite` binary: the classic
-//! protocol with eager (range) and cooperative-sticky assignors, the KIP-848 consumer protocol, committed offsets
-//! across a kill -9 of the broker, lag from committed offsets and watermarks, and ListGroups/DescribeGroups/
-//! DeleteGroups.
+//! protocol with eager (range) and cooperative-sticky assignors, the KIP-848 consumer protocol (including its
+//! group state across a kill -9 of the broker), committed offsets across a kill -9 of the broker, lag from
+//! committed offsets and watermarks, and ListGroups/DescribeGroups/DeleteGroups.
 //!
 //! Every consumer's assignment is read right after that consumer's own poll (rebalance callbacks run only inside
 //! poll), so two in-process consumers seen owning one partition at once really did own it at once: the group
@@ -652,6 +652,196 @@ async fn kip848_members_share_and_rebalance_incrementally() {
         "the third member got {:?}, but the others gave up only {given_up:?}",
         sets[2]
     );
+}
+
+/// Members as ConsumerGroupDescribe shows them: client id -> (member id, member epoch, assigned partitions).
+type Described = BTreeMap<String, (String, i32, Parts)>;
+
+fn described(broker: &Broker, group: &str) -> (String, Described) {
+    let g = common::raw::describe_consumer_group(broker, group);
+    let members = g
+        .members
+        .iter()
+        .map(|m| {
+            let parts = m.assignment.topic_partitions.iter();
+            let parts: Parts = parts.flat_map(|t| t.partitions.iter().copied()).collect();
+            let member = (m.member_id.to_string(), m.member_epoch, parts);
+            (m.client_id.to_string(), member)
+        })
+        .collect();
+    (g.group_state.to_string(), members)
+}
+
+/// Polls `consumers` until `done` accepts the group as ConsumerGroupDescribe shows it (state, members), and
+/// asserts on every round that consumer i still owns exactly `owned[i]` and has had no rebalance callback
+/// beyond its first `seen[i]`. Returns the accepted members.
+fn hold_until(
+    broker: &Broker,
+    what: &str,
+    consumers: &[&BaseConsumer<History>],
+    (group, topic): (&str, &str),
+    (owned, seen): (&[Parts], &[usize]),
+    mut done: impl FnMut(&str, &Described) -> Result<(), String>,
+) -> Described {
+    let deadline = Instant::now() + GROUP_TIMEOUT;
+    loop {
+        for (i, consumer) in consumers.iter().enumerate() {
+            let _ = consumer.poll(Duration::from_millis(100));
+            let events = consumer.context().events();
+            assert_eq!(
+                events.len(),
+                seen[i],
+                "{what}: consumer {i} had a rebalance: {:?}\nbroker log:\n{}",
+                &events[seen[i].min(events.len())..],
+                log_tail(broker)
+            );
+            assert_eq!(
+                partitions_of(consumer, topic),
+                owned[i],
+                "{what}: consumer {i}"
+            );
+        }
+        let (state, members) = described(broker, group);
+        let complaint = match done(&state, &members) {
+            Ok(()) => return members,
+            Err(complaint) => complaint,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not reached within {GROUP_TIMEOUT:?}: {complaint}; group {state} {members:?}\n\
+             broker log:\n{}",
+            log_tail(broker)
+        );
+    }
+}
+
+/// Ok when the coordinator shows each client (by client id, in `clients` order) owning what it owns itself.
+fn described_as_owned(
+    members: &Described,
+    clients: &[&str],
+    owned: &[Parts],
+) -> Result<(), String> {
+    for (client_id, parts) in clients.iter().zip(owned) {
+        match members.get(*client_id) {
+            Some((_, _, p)) if p == parts => {}
+            other => {
+                return Err(format!(
+                    "{client_id} is {other:?}, the client owns {parts:?}"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Commits offset 0 of its own partitions for each consumer not yet `committed`, synchronously; an OffsetCommit
+/// from a KIP-848 member carries its member id and epoch, which the coordinator checks.
+fn commit_owned(
+    consumers: &[&BaseConsumer<History>],
+    (topic, owned): (&str, &[Parts]),
+    committed: &mut [bool],
+    errors: &mut Vec<String>,
+) {
+    for (i, consumer) in consumers.iter().enumerate() {
+        if committed[i] {
+            continue;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in &owned[i] {
+            tpl.add_partition_offset(topic, *p, Offset::Offset(0))
+                .unwrap();
+        }
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => committed[i] = true,
+            Err(e) => errors.push(format!("consumer {i}: {e}")),
+        }
+    }
+}
+
+/// KIP-848 group state is durable: two members split 6 partitions; the broker is killed with SIGKILL and
+/// restarted on the same port and data directory. For longer than a session timeout afterwards, the same two
+/// members (same member ids and member epochs, through ConsumerGroupDescribe) own the same partitions, no
+/// client sees a partition revoked or assigned, and each member's commit, which the coordinator checks
+/// against the member's epoch, is accepted.
+async fn kip848_group_survives_kill9(extra: &[(&str, &str)]) {
+    const SESSION: Duration = Duration::from_secs(6);
+    let session_ms = SESSION.as_millis().to_string();
+    let mut settings = KIP848.to_vec();
+    settings.push(("group.consumer.session.timeout.ms", &session_ms));
+    settings.extend_from_slice(extra);
+    let mut broker = Broker::start(&settings);
+    let t = topic("kip848-kill9");
+    create_topic(&broker, &t, 6).await;
+    let group = format!("{t}-group");
+    let clients = ["kill9-a", "kill9-b"];
+    let consumers: Vec<BaseConsumer<History>> = clients
+        .iter()
+        .map(|client_id| {
+            let mut config = kip848_config(&broker.addr, &group);
+            config.set("client.id", *client_id);
+            subscribed(&config, &t, History::new(&t))
+        })
+        .collect();
+    let consumers: Vec<&BaseConsumer<History>> = consumers.iter().collect();
+    let owned = poll_until(&broker, "two KIP-848 members", &consumers, &t, |sets| {
+        disjoint_cover(sets, 6)?;
+        balanced(sets)
+    });
+    let seen: Vec<usize> = consumers
+        .iter()
+        .map(|c| c.context().events().len())
+        .collect();
+    let before = hold_until(
+        &broker,
+        "the coordinator agrees before the kill",
+        &consumers,
+        (&group, &t),
+        (&owned, &seen),
+        |state, members| {
+            described_as_owned(members, &clients, &owned)?;
+            (state == "Stable" && members.len() == 2)
+                .then_some(())
+                .ok_or_else(|| format!("state {state}"))
+        },
+    );
+    println!("before the kill: {before:?}");
+
+    broker.kill9();
+    broker.restart();
+    let restarted = Instant::now();
+    let (mut committed, mut errors) = ([false, false], vec![]);
+    hold_until(
+        &broker,
+        "the same members after the restart",
+        &consumers,
+        (&group, &t),
+        (&owned, &seen),
+        |state, members| {
+            if members != &before || state != "Stable" {
+                return Err(format!("the group is {state} {members:?}, was {before:?}"));
+            }
+            commit_owned(&consumers, (&t, &owned), &mut committed, &mut errors);
+            if committed != [true, true] {
+                return Err(format!("commits not accepted yet: {errors:?}"));
+            }
+            let waited = restarted.elapsed();
+            (waited > SESSION + Duration::from_secs(2))
+                .then_some(())
+                .ok_or_else(|| format!("only {waited:?} since the restart"))
+        },
+    );
+    println!("commit errors on the way: {errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kip848_members_keep_their_partitions_across_a_broker_kill9() {
+    kip848_group_survives_kill9(&[]).await;
+}
+
+/// The same with every `__consumer_offsets` append synced before it is answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn kip848_members_keep_their_partitions_across_a_broker_kill9_in_durable_mode() {
+    kip848_group_survives_kill9(&[("log.flush.interval.messages", "1")]).await;
 }
 
 // ----------------------------------------------------------------------------------------------------------------

@@ -74,3 +74,19 @@ impl Raw {
         Resp::decode(&mut frame, version).unwrap()
     }
 }
+
+/// ConsumerGroupDescribe (v0) of one group, on a fresh connection.
+pub fn describe_consumer_group(
+    broker: &Broker,
+    group: &str,
+) -> kafka_protocol::messages::consumer_group_describe_response::DescribedGroup {
+    use kafka_protocol::messages::{
+        ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, GroupId,
+    };
+    let mut request = ConsumerGroupDescribeRequest::default();
+    request.group_ids = vec![GroupId(StrBytes::from_string(group.to_string()))];
+    let mut response: ConsumerGroupDescribeResponse =
+        Raw::connect(broker).call(ApiKey::ConsumerGroupDescribe, 0, &request);
+    assert_eq!(response.groups.len(), 1, "{response:?}");
+    response.groups.remove(0)
+}
