@@ -359,3 +359,47 @@ fn a_deleted_consumer_group_stays_deleted_after_a_reopen() {
         Some(2)
     );
 }
+
+#[test]
+fn a_heartbeat_whose_records_cannot_be_written_answers_coordinator_not_available() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    broker.create_topic("t", 4, 1, Default::default()).unwrap();
+    let members = stable_consumer_group(&broker, "cg");
+    let groups = broker.groups().unwrap();
+    let durable = groups.describe_consumer("cg").unwrap();
+    let index = ferrite_coordinator::offsets::partition_for_group("cg", 3);
+    let partition = broker.topic("__consumer_offsets").unwrap().partitions[index as usize].clone();
+    partition.log.close().unwrap();
+
+    let light = HeartbeatRequest {
+        rebalance_timeout_ms: -1,
+        subscribed_topic_names: None,
+        ..members[0].request()
+    };
+    let response = consumer_beat(&broker, "cg", light.clone());
+    assert_eq!(
+        (response.error_code, response.member_epoch),
+        (error_code::NONE, members[0].epoch),
+        "a heartbeat with nothing to write needs no log"
+    );
+    let joining = ConsumerMember::new("member-c");
+    let response = consumer_beat(&broker, "cg", joining.request());
+    assert_eq!(response.error_code, error_code::COORDINATOR_NOT_AVAILABLE);
+    let response = consumer_beat(&broker, "cg", light);
+    assert_eq!(
+        response.error_code,
+        error_code::COORDINATOR_NOT_AVAILABLE,
+        "the unwritten join is still to be written"
+    );
+    broker.close();
+    drop(broker);
+
+    let reopened = open(dir.path());
+    let groups = reopened.groups().unwrap();
+    assert_eq!(
+        groups.describe_consumer("cg"),
+        Some(durable),
+        "what was never written is not restored"
+    );
+}
