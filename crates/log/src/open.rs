@@ -115,6 +115,7 @@ impl PartitionLog {
             epochs: Mutex::new(epochs),
             // Everything present now is on disk: either it was flushed before a clean close, or recovery synced it.
             sync: GroupCommit::new(log_end_offset),
+            roll_unsynced: std::sync::atomic::AtomicBool::new(false),
             recovery: RecoveryReport::default(),
         };
         if *crate::partition_log::lock(&log.epochs) != epochs_before {

@@ -27,7 +27,7 @@ use crate::segment::{BatchLocation, Segment, SegmentLimits, SegmentRead};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// Who is appending: a producer (offsets assigned here) or a replica fetcher (offsets already assigned).
@@ -51,6 +51,9 @@ pub struct AppendInfo {
     /// The batch was a retry of one already in the log (idempotent producer): nothing was written and the
     /// offsets are the original ones.
     pub duplicate: bool,
+    /// `flush.messages` or `flush.ms` (periodic flush policy) is reached: the caller should run
+    /// [`PartitionLog::flush`] (off any latency-critical thread). Reported once until that flush is done.
+    pub flush_due: bool,
 }
 
 /// Whole batches for a fetch, as file slices ready for `sendfile`.
@@ -120,8 +123,9 @@ pub(crate) struct WriterState {
     /// Whether the recovery-point checkpoint has been rewritten as "not cleanly closed" since open.
     pub(crate) marked_dirty: bool,
     pub(crate) closed: bool,
-    pub(crate) unflushed_messages: u64,
     pub(crate) last_flush_ms: i64,
+    /// An append reported `flush_due` and no flush has completed since.
+    pub(crate) flush_requested: bool,
     pub(crate) pending_deletes: Vec<PendingDelete>,
     /// Recovery point in the checkpoint file as last written by `checkpoint_recovery_point`.
     pub(crate) checkpointed_recovery_point: Option<i64>,
@@ -139,6 +143,9 @@ pub struct PartitionLog {
     pub(crate) log_end_offset: AtomicI64,
     pub(crate) epochs: Mutex<LeaderEpochCache>,
     pub(crate) sync: GroupCommit,
+    /// A roll created files and rewrote the producer snapshot without syncing them or the directory; the
+    /// next flush does, before it reports anything durable.
+    pub(crate) roll_unsynced: AtomicBool,
     pub(crate) recovery: crate::RecoveryReport,
 }
 
@@ -222,15 +229,19 @@ impl PartitionLog {
         let info = self.append_unsynced(payload, origin)?;
         if self.config().flush == FlushPolicy::Durable {
             self.flush_to(info.last_offset + 1)?;
+        } else if info.flush_due {
+            self.flush()?;
         }
         Ok(info)
     }
 
-    /// The append without waiting for durability; for callers that wait with [`PartitionLog::flush_to`] on
-    /// their own thread (the async server) instead of blocking in `append`.
+    /// The append without waiting for the disk: for callers that wait with [`PartitionLog::flush_to`] (durable
+    /// mode) or run [`PartitionLog::flush`] (when `flush_due`) on a thread of their choosing (the async server)
+    /// instead of blocking in `append`. It writes to the page cache and never fsyncs, also when it rolls.
     ///
     /// The payload is never modified or copied: each batch is written as a patched copy of its 61-byte header
     /// (offset, epoch, LogAppendTime) followed by its body straight from `payload`, in one vectored write.
+    /// Validation (CRCs, the record walk) runs before the writer lock is taken.
     pub fn append_unsynced(
         &self,
         payload: impl Into<Bytes>,
@@ -239,12 +250,18 @@ impl PartitionLog {
         let payload: Bytes = payload.into();
         let config = self.config();
         let now = self.clock.now_ms();
+        let summary = match origin {
+            AppendOrigin::Client { .. } => Some(batch::validate_payload(
+                &payload,
+                &ValidationRules::from_config(&config),
+                now,
+            )?),
+            AppendOrigin::Replica => None,
+        };
         let mut writer = self.writer_for_mutation()?;
         let leo = self.log_end_offset();
-        let plan = match origin {
-            AppendOrigin::Client { leader_epoch } => {
-                let summary =
-                    batch::validate_payload(&payload, &ValidationRules::from_config(&config), now)?;
+        let plan = match (origin, summary) {
+            (AppendOrigin::Client { leader_epoch }, Some(summary)) => {
                 if let Some(duplicate) =
                     self.check_idempotence(&writer, &payload, summary.batch_count)?
                 {
@@ -259,7 +276,7 @@ impl PartitionLog {
                     summary.batch_count,
                 )
             }
-            AppendOrigin::Replica => plan_replica_append(&payload, leo)?,
+            _ => plan_replica_append(&payload, leo)?,
         };
         let active = self.maybe_roll(&mut writer, &config, payload.len() as u64, &plan, now)?;
         active.append(&plan.parts(&payload), &plan.batches)?;
@@ -269,19 +286,8 @@ impl PartitionLog {
         for b in &plan.batches {
             writer.producers.update(&b.header);
         }
-
-        writer.unflushed_messages += plan.record_count;
-        if let FlushPolicy::Periodic {
-            messages,
-            interval_ms,
-        } = config.flush
-        {
-            if writer.unflushed_messages >= messages
-                || now.saturating_sub(writer.last_flush_ms) >= interval_ms
-            {
-                self.flush_locked(&mut writer, now)?;
-            }
-        }
+        let flush_due = self.periodic_flush_due(&config, &writer, now);
+        writer.flush_requested |= flush_due;
         Ok(AppendInfo {
             first_offset: plan.first_offset,
             last_offset: plan.next_offset - 1,
@@ -293,7 +299,24 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset(),
             record_count: plan.record_count,
             duplicate: false,
+            flush_due,
         })
+    }
+
+    /// Whether the periodic flush policy asks for a flush now that was not asked for already. Unflushed
+    /// messages are counted as offsets past the durable end, as Kafka counts them (log end minus recovery point).
+    fn periodic_flush_due(&self, config: &LogConfig, writer: &WriterState, now: i64) -> bool {
+        let FlushPolicy::Periodic {
+            messages,
+            interval_ms,
+        } = config.flush
+        else {
+            return false;
+        };
+        let unflushed = u64::try_from(self.log_end_offset() - self.sync.durable_end()).unwrap_or(0);
+        !writer.flush_requested
+            && unflushed > 0
+            && (unflushed >= messages || now.saturating_sub(writer.last_flush_ms) >= interval_ms)
     }
 
     /// Sequence checks for an idempotent batch; `Some` with the original offsets when it is a retry.
@@ -325,6 +348,7 @@ impl PartitionLog {
                 log_start_offset: self.log_start_offset(),
                 record_count: 0,
                 duplicate: true,
+                flush_due: false,
             })),
         }
     }
@@ -390,7 +414,10 @@ impl PartitionLog {
         self.roll_locked(writer, config, plan.first_offset, now)
     }
 
-    /// Seals the active segment (sync + trimmed indexes) and starts a new one at `base_offset`.
+    /// Seals the active segment and starts a new one at `base_offset`. Nothing here waits for the disk: the
+    /// sealed segment's data and indexes, the new files' directory entries and the producer snapshot are
+    /// synced by the next flush (`flush_to`), which is what makes them durable before any offset they hold is
+    /// reported durable. Kafka's roll likewise leaves the flush to a background task.
     pub(crate) fn roll_locked(
         &self,
         writer: &mut WriterState,
@@ -405,14 +432,14 @@ impl PartitionLog {
                 return Err(e);
             }
         }
-        self.write_producer_snapshot(&mut writer.producers)?;
+        self.roll_unsynced.store(true, Ordering::Release);
+        self.write_producer_snapshot_unsynced(&mut writer.producers)?;
         let segment = Arc::new(Segment::create(
             &self.dir,
             base_offset,
             Self::limits(config),
             now,
         )?);
-        checkpoint::sync_dir(&self.dir)?;
         let mut segments = view.segments.clone();
         segments.insert(base_offset, Arc::clone(&segment));
         self.set_view(SegmentView { segments });
@@ -464,6 +491,7 @@ impl PartitionLog {
             for segment in unsynced {
                 segment.sync_data()?;
             }
+            self.sync_roll()?;
             Ok(end)
         });
         match outcome {
@@ -476,31 +504,51 @@ impl PartitionLog {
         }
     }
 
-    /// Flushes everything appended so far.
+    /// The syncs a roll left to the next flush: producer snapshot, then the directory (new segment files, the
+    /// renamed snapshot).
+    fn sync_roll(&self) -> Result<()> {
+        if !self.roll_unsynced.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let synced = self
+            .sync_producer_snapshot()
+            .and_then(|()| checkpoint::sync_dir(&self.dir));
+        if synced.is_err() {
+            self.roll_unsynced.store(true, Ordering::Release);
+        }
+        synced
+    }
+
+    /// Flushes everything appended so far. Appends go on meanwhile: the writer lock is not held during the
+    /// sync.
     pub fn flush(&self) -> Result<()> {
+        let now = self.clock.now_ms();
+        let result = self.flush_to(self.log_end_offset());
         let mut writer = lock(&self.writer);
-        self.flush_locked(&mut writer, self.clock.now_ms())
+        writer.flush_requested = false;
+        if result.is_ok() {
+            writer.last_flush_ms = now;
+        }
+        result
     }
 
-    fn flush_locked(&self, writer: &mut WriterState, now: i64) -> Result<()> {
-        self.flush_to(self.log_end_offset())?;
-        writer.unflushed_messages = 0;
-        writer.last_flush_ms = now;
-        Ok(())
-    }
-
-    /// `flush.ms` for a quiet partition: call periodically; flushes if the interval has passed with unflushed data.
+    /// The flush scheduler's check, called periodically: flushes unflushed data once `flush.ms` has passed (a
+    /// partition that went quiet), or when an append reported `flush_due` and no flush followed (a caller that
+    /// could not run it).
     pub fn flush_if_due(&self) -> Result<bool> {
         let FlushPolicy::Periodic { interval_ms, .. } = self.config().flush else {
             return Ok(false);
         };
         let now = self.clock.now_ms();
-        let mut writer = lock(&self.writer);
-        if writer.unflushed_messages == 0 || now.saturating_sub(writer.last_flush_ms) < interval_ms
-        {
+        let (last_flush_ms, requested) = {
+            let writer = lock(&self.writer);
+            (writer.last_flush_ms, writer.flush_requested)
+        };
+        let interval_passed = now.saturating_sub(last_flush_ms) >= interval_ms;
+        if self.log_end_offset() <= self.sync.durable_end() || !(interval_passed || requested) {
             return Ok(false);
         }
-        self.flush_locked(&mut writer, now)?;
+        self.flush()?;
         Ok(true)
     }
 

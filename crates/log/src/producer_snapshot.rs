@@ -17,12 +17,36 @@ use crate::producer_state::ProducerStates;
 const PRODUCER_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 
 impl PartitionLog {
-    /// Writes the current producer state, as of the log end, atomically.
+    /// Writes the current producer state, as of the log end, atomically and durably.
     pub(crate) fn write_producer_snapshot(&self, states: &mut ProducerStates) -> Result<()> {
+        checkpoint::write(
+            &self.dir.join(PRODUCER_SNAPSHOT),
+            &self.snapshot_lines(states),
+        )
+    }
+
+    /// The snapshot a roll writes: atomic but not synced; the next flush syncs it with the directory (see
+    /// `PartitionLog::roll_locked`). Lost to a power failure, it only means replaying more batch headers.
+    pub(crate) fn write_producer_snapshot_unsynced(
+        &self,
+        states: &mut ProducerStates,
+    ) -> Result<()> {
+        checkpoint::write_unsynced(
+            &self.dir.join(PRODUCER_SNAPSHOT),
+            &self.snapshot_lines(states),
+        )
+    }
+
+    /// Syncs the snapshot file (the directory entry is the caller's to sync).
+    pub(crate) fn sync_producer_snapshot(&self) -> Result<()> {
+        checkpoint::sync_file(&self.dir.join(PRODUCER_SNAPSHOT))
+    }
+
+    fn snapshot_lines(&self, states: &mut ProducerStates) -> Vec<Vec<i64>> {
         states.expire(self.clock.now_ms().saturating_sub(PRODUCER_EXPIRATION_MS));
         let mut lines = vec![vec![self.log_end_offset()]];
         lines.extend(states.to_lines());
-        checkpoint::write(&self.dir.join(PRODUCER_SNAPSHOT), &lines)
+        lines
     }
 
     /// The snapshot (if usable) plus every batch header after it.

@@ -12,7 +12,7 @@ use crate::index::{OffsetIndex, TimeIndex};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Sizes that shape a segment's files; taken from the log config when the segment is created or opened.
@@ -74,6 +74,8 @@ pub(crate) struct Segment {
     rolling_timestamp: AtomicI64,
     /// Wall clock time this process created or opened the segment; the `segment.ms` fallback.
     created_ms: i64,
+    /// Sealed by a roll, which trims the indexes without syncing them; the next [`Segment::sync_data`] does.
+    indexes_unsynced: AtomicBool,
 }
 
 impl Segment {
@@ -157,6 +159,7 @@ impl Segment {
             bytes_since_index_entry: AtomicU64::new(0),
             rolling_timestamp: AtomicI64::new(NO_TIMESTAMP),
             created_ms: now_ms,
+            indexes_unsynced: AtomicBool::new(false),
         })
     }
 
@@ -542,26 +545,43 @@ impl Segment {
         Ok(old_size - new_size)
     }
 
-    /// fdatasync of the log file. Index files are not synced here: after a crash, the segments past the
-    /// recovery point have their indexes rebuilt anyway.
+    /// fdatasync of the log file, plus the indexes of a segment sealed by a roll. The active segment's indexes
+    /// are not synced: after a crash, the segments past the recovery point have their indexes rebuilt anyway,
+    /// while a sealed segment's indexes are trusted once the recovery point passes it, which happens only
+    /// after a flush that came through here.
     pub(crate) fn sync_data(&self) -> Result<()> {
-        self.log.sync_data().at(&self.log_path)
+        self.log.sync_data().at(&self.log_path)?;
+        if self.indexes_unsynced.swap(false, Ordering::AcqRel) {
+            if let Err(e) = self.sync_indexes() {
+                self.indexes_unsynced.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_indexes(&self) -> Result<()> {
+        self.offset_index.sync()?;
+        self.time_index.sync()
     }
 
     /// Called when the segment stops being the active one (roll or close): a final time-index entry for the
-    /// largest timestamp, then indexes trimmed to their entries and synced. The log data itself is synced only
-    /// with `sync_log` (close); after a roll the next flush syncs it, so a roll never stalls appends behind
-    /// an fsync of a whole segment.
-    pub(crate) fn seal(&self, sync_log: bool) -> Result<()> {
+    /// largest timestamp, then indexes trimmed to their entries. With `sync` (close) the log and indexes are
+    /// synced now; after a roll the next flush syncs them, so a roll never stalls appends behind an fsync.
+    pub(crate) fn seal(&self, sync: bool) -> Result<()> {
         if self.max_timestamp() != NO_TIMESTAMP && !self.time_index.is_full() {
             self.time_index
                 .maybe_append(self.max_timestamp(), self.offset_of_max_timestamp())?;
         }
-        if sync_log {
-            self.log.sync_all().at(&self.log_path)?;
-        }
         self.offset_index.trim()?;
-        self.time_index.trim()
+        self.time_index.trim()?;
+        if sync {
+            self.log.sync_all().at(&self.log_path)?;
+            self.sync_indexes()
+        } else {
+            self.indexes_unsynced.store(true, Ordering::Release);
+            Ok(())
+        }
     }
 
     /// Flushes the memory-mapped indexes (for a clean close of the active segment).

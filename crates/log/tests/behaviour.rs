@@ -614,6 +614,81 @@ fn rolling_does_not_count_as_a_flush() {
     assert_eq!(log.recovery_point(), 60);
 }
 
+#[test]
+fn a_due_periodic_flush_is_reported_once_and_never_run_inside_the_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = manual_clock();
+    let config = LogConfig {
+        flush: FlushPolicy::Periodic {
+            messages: 3,
+            interval_ms: i64::MAX,
+        },
+        ..small_segments()
+    };
+    let log = open_with_clock(dir.path(), config, &clock);
+    let due: Vec<bool> = (0..5)
+        .map(|i| {
+            log.append_unsynced(tagged_batch(i, 1, T0, 200), CLIENT)
+                .unwrap()
+                .flush_due
+        })
+        .collect();
+    assert_eq!(
+        due,
+        [false, false, true, false, false],
+        "due at the third message, then not asked again until a flush"
+    );
+    assert_eq!(log.recovery_point(), 0, "the append itself synced nothing");
+    // The caller never ran it: the scheduler's check is the backstop.
+    assert!(log.flush_if_due().unwrap());
+    assert_eq!(log.recovery_point(), 5);
+    assert!(!log.flush_if_due().unwrap(), "nothing left to flush");
+    let due: Vec<bool> = (5..8)
+        .map(|i| {
+            log.append_unsynced(tagged_batch(i, 1, T0, 200), CLIENT)
+                .unwrap()
+                .flush_due
+        })
+        .collect();
+    assert_eq!(due, [false, false, true], "counted again from the flush");
+}
+
+/// Descriptors this process holds open on files under `dir`.
+fn descriptors_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+#[test]
+fn a_partition_holds_one_descriptor_per_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = manual_clock();
+    let log = open_with_clock(dir.path(), small_segments(), &clock);
+    for i in 0..60 {
+        log.append(tagged_batch(i, 1, T0, 200), CLIENT).unwrap();
+    }
+    let segments = log.segment_count();
+    assert!(segments > 3);
+    assert_eq!(
+        descriptors_under(dir.path()),
+        segments,
+        "the .log files only: indexes are mapped, not held open"
+    );
+    log.close().unwrap();
+    drop(log);
+    let reopened = open_with_clock(dir.path(), small_segments(), &clock);
+    assert_eq!(descriptors_under(dir.path()), segments);
+    let headers = read_all(&reopened, 0);
+    assert_eq!(
+        headers.len(),
+        60,
+        "the trimmed indexes still find every batch"
+    );
+}
+
 fn idempotent_batch(producer_id: i64, epoch: i16, first_seq: i32, count: usize) -> bytes::BytesMut {
     use ferrite_log::batch_builder::{encode_batch, ProducerIdentity, RecordSpec};
     let values: Vec<Vec<u8>> = (0..count)

@@ -7,6 +7,11 @@
 //!
 //! The file only ever shrinks when the segment stops being written to ([`MmapEntryFile::trim`]); mappings made
 //! before that stay larger than the file, which is harmless because nobody reads past the published count.
+//!
+//! No descriptor is kept open once the file is mapped (the mapping keeps the pages reachable), as Kafka's
+//! `AbstractIndex` does: a partition then holds one descriptor per segment, its `.log`, not three, which is
+//! what lets a broker hold tens of thousands of partitions under an ordinary open-file limit. The rare
+//! operations that need the file (trim, sync) open it by path.
 #![allow(unsafe_code)]
 
 use crate::error::{IoContext, LogError, Result};
@@ -18,7 +23,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub(crate) struct MmapEntryFile<const N: usize> {
     path: PathBuf,
-    file: File,
     /// `None` for an empty, read-only index (a zero-length file cannot be mapped).
     map: Option<MmapRaw>,
     capacity: usize,
@@ -61,16 +65,16 @@ impl<const N: usize> MmapEntryFile<N> {
                     .at(path)?,
             )
         };
+        let data_end = first_hole(&file);
         let index = MmapEntryFile {
             path: path.to_path_buf(),
-            file,
             map,
             capacity: (target_len / N as u64) as usize,
             entries: AtomicUsize::new(entries),
             torn: len % N as u64 != 0,
         };
         index.entries.store(
-            index.entries_before_zero_padding(entries),
+            index.entries_before_zero_padding(entries, data_end),
             Ordering::Release,
         );
         Ok(index)
@@ -83,10 +87,8 @@ impl<const N: usize> MmapEntryFile<N> {
     /// The search stays below the first hole of the (sparse) file, where the filesystem says written data
     /// ends: probing the untouched preallocated region would fault in, and keep resident, pages of zeros for
     /// nothing (about 1 MB per partition with fault-around, before this bound).
-    fn entries_before_zero_padding(&self, entries: usize) -> usize {
-        let data_end = self
-            .first_hole()
-            .map_or(entries, |hole| (hole as usize).div_ceil(N));
+    fn entries_before_zero_padding(&self, entries: usize, data_end: Option<u64>) -> usize {
+        let data_end = data_end.map_or(entries, |hole| (hole as usize).div_ceil(N));
         let (mut lo, mut hi) = (0usize, entries.min(data_end));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -97,13 +99,6 @@ impl<const N: usize> MmapEntryFile<N> {
             }
         }
         lo
-    }
-
-    /// Offset of the file's first hole (`lseek(SEEK_HOLE)`), or `None` if the filesystem cannot say.
-    fn first_hole(&self) -> Option<u64> {
-        // SAFETY: lseek on a descriptor we own; it only moves the (unused) file offset.
-        let offset = unsafe { libc::lseek(self.file.as_raw_fd(), 0, libc::SEEK_HOLE) };
-        u64::try_from(offset).ok()
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -175,13 +170,31 @@ impl<const N: usize> MmapEntryFile<N> {
         Ok(())
     }
 
-    /// Shrinks the file to its entries (when the segment stops being written) and syncs it.
+    /// Shrinks the file to its entries, when the segment stops being written. Not synced: see [`Self::sync`].
     pub(crate) fn trim(&self) -> Result<()> {
-        self.flush()?;
         let used = (self.len() * N) as u64;
-        self.file.set_len(used).at(&self.path)?;
-        self.file.sync_all().at(&self.path)
+        self.open_file()?.set_len(used).at(&self.path)
     }
+
+    /// Writes the mapping's dirty pages and the file's length to disk.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.flush()?;
+        self.open_file()?.sync_all().at(&self.path)
+    }
+
+    fn open_file(&self) -> Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .at(&self.path)
+    }
+}
+
+/// Offset of the file's first hole (`lseek(SEEK_HOLE)`), or `None` if the filesystem cannot say.
+fn first_hole(file: &File) -> Option<u64> {
+    // SAFETY: lseek on a descriptor the caller owns; it only moves the (unused) file offset.
+    let offset = unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_HOLE) };
+    u64::try_from(offset).ok()
 }
 
 fn round_down<const N: usize>(bytes: u64) -> u64 {

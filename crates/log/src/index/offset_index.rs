@@ -155,6 +155,10 @@ impl OffsetIndex {
         self.file.trim()
     }
 
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.file.sync()
+    }
+
     pub(crate) fn path(&self) -> &Path {
         self.file.path()
     }

@@ -129,6 +129,10 @@ impl TimeIndex {
         self.file.trim()
     }
 
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.file.sync()
+    }
+
     pub(crate) fn path(&self) -> &Path {
         self.file.path()
     }
