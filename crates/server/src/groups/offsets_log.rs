@@ -151,6 +151,8 @@ pub fn append_to(
 pub fn wait_durable(partition: &Partition, info: &AppendInfo) -> Result<(), LogError> {
     if partition.log.config().flush == FlushPolicy::Durable {
         partition.log.flush_to(info.last_offset + 1)?;
+    } else if info.flush_due {
+        partition.log.flush()?;
     }
     Ok(())
 }

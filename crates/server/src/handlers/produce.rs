@@ -1,6 +1,12 @@
 //! Produce (v0-12). Two phases: every partition is appended in request order when the request is read; in
 //! durable mode the response then waits (concurrently with later requests) for the group-committed fsync.
 //! acks=0 sends no response, and closes the connection on any error so the client notices (as Kafka does).
+//!
+//! The append runs on the connection's own task: it is validation plus a `pwritev` into the page cache (the
+//! log never fsyncs inside an append, also when it rolls), and handing it to a blocking thread cost more than
+//! the write (two thread wake-ups per request: a third of the broker's CPU at 1 KiB records, and 30-40% of
+//! its produce throughput, measured with ferrite-bench). What does wait for the disk runs on blocking
+//! threads: the durable-mode sync, and a periodic flush (`flush.messages` / `flush.ms`) an append made due.
 
 use super::util::{decode, log_error_code, respond, topic_name, validation_error_code};
 use super::{Dispatched, Response};
@@ -39,16 +45,8 @@ pub async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
         Err(close) => return Dispatched::Ready(close),
     };
     let acks = request.acks;
-    let appended = {
-        let broker = Arc::clone(broker);
-        tokio::task::spawn_blocking(move || append_all(&broker, request)).await
-    };
-    let (topics, outcomes) = match appended {
-        Ok(x) => x,
-        Err(e) => {
-            return Dispatched::Ready(Response::Close(format!("produce append panicked: {e}")))
-        }
-    };
+    let (topics, outcomes) = append_all(broker, request);
+    start_due_flushes(&outcomes);
     if acks == 0 {
         wake_fetchers(&outcomes);
         let failed = outcomes.iter().find_map(|o| o.result.err());
@@ -73,6 +71,23 @@ pub async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
             Err(e) => Response::Close(format!("produce sync panicked: {e}")),
         }
     }))
+}
+
+/// Runs, in the background, the periodic flushes these appends made due; the answer does not wait for them
+/// (periodic mode promises no sync before the acknowledgement).
+fn start_due_flushes(outcomes: &[PartitionOutcome]) {
+    for o in outcomes {
+        if let (Ok(info), Some(p)) = (&o.result, &o.partition) {
+            if info.flush_due {
+                let p = Arc::clone(p);
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = p.log.flush() {
+                        tracing::error!(topic = %p.topic, partition = p.index, error = %e, "periodic flush failed");
+                    }
+                });
+            }
+        }
+    }
 }
 
 /// Wakes long polls waiting on partitions that received records.
