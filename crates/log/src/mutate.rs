@@ -313,7 +313,8 @@ impl PartitionLog {
     /// recovery after a crash scans only what was appended since.
     /// Writes nothing when the recovery point has not moved since the last checkpoint.
     pub fn checkpoint_recovery_point(&self) -> Result<()> {
-        let mut writer = self.writer_for_mutation()?;
+        // Not a change to the files: a clean checkpoint stays valid until the recovery point moves.
+        let mut writer = self.writer_for_append()?;
         let recovery_point = self.recovery_point();
         if writer.checkpointed_recovery_point == Some(recovery_point) {
             return Ok(());

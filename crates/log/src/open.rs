@@ -67,7 +67,8 @@ impl PartitionLog {
         let mut needs_rebuild = BTreeSet::new();
         let mut bases = resolve_leftovers(dir, &mut report, &mut needs_rebuild)?;
 
-        let (recovery_point, clean) = read_recovery_checkpoint(dir);
+        let (recovery_point, clean, closed_active) = read_recovery_checkpoint(dir);
+        let clean = clean && unchanged_since_close(dir, &bases, closed_active);
         report.clean_shutdown = clean;
         let checkpointed_start = read_log_start_checkpoint(dir);
         // A log created just now holds nothing to recover or sync: open it as trusted.
@@ -108,6 +109,9 @@ impl PartitionLog {
             view: RwLock::new(Arc::new(SegmentView { segments })),
             writer: Mutex::new(WriterState {
                 last_flush_ms: now,
+                // A clean checkpoint stays as it is until the recovery point moves: rewriting it unchanged
+                // for every idle partition would cost two fsyncs each.
+                checkpointed_recovery_point: clean.then_some(recovery_point),
                 ..WriterState::default()
             }),
             log_start_offset: AtomicI64::new(log_start_offset),
@@ -352,16 +356,43 @@ fn open_segments(
     Ok(segments)
 }
 
-fn read_recovery_checkpoint(dir: &Path) -> (i64, bool) {
+/// The recovery point, the clean-shutdown flag, and for a clean shutdown the active segment's base offset
+/// and size at close (absent in checkpoints written before they were recorded).
+fn read_recovery_checkpoint(dir: &Path) -> (i64, bool, Option<(i64, u64)>) {
     let path = dir.join(file_names::RECOVERY_POINT_CHECKPOINT);
-    match checkpoint::read(&path, 2) {
-        Ok(Some(entries)) if entries.len() == 1 => (entries[0][0], entries[0][1] == 1),
-        Ok(_) => (0, false),
+    match checkpoint::read_variable(&path) {
+        Ok(Some(entries)) if entries.len() == 1 => match entries[0][..] {
+            [point, 0] => (point, false, None),
+            [point, 1] => (point, true, None),
+            [point, 1, base, size] => (point, true, u64::try_from(size).ok().map(|s| (base, s))),
+            _ => {
+                tracing::warn!("malformed recovery point checkpoint; recovering every segment");
+                (0, false, None)
+            }
+        },
+        Ok(_) => (0, false, None),
         Err(e) => {
             tracing::warn!(error = %e, "unreadable recovery point checkpoint; recovering every segment");
-            (0, false)
+            (0, false, None)
         }
     }
+}
+
+/// Whether the files are as a clean close left them: the same active segment, of the same size. Appends
+/// after a clean open do not rewrite the checkpoint, so this is what tells that a crash came after them.
+fn unchanged_since_close(
+    dir: &Path,
+    bases: &BTreeSet<i64>,
+    closed_active: Option<(i64, u64)>,
+) -> bool {
+    let Some((base, size)) = closed_active else {
+        // An older checkpoint: its writer marked the log dirty on the first append after open.
+        return true;
+    };
+    if bases.last() != Some(&base) {
+        return false;
+    }
+    std::fs::metadata(file_names::log_file(dir, base)).is_ok_and(|m| m.len() == size)
 }
 
 fn read_log_start_checkpoint(dir: &Path) -> Option<i64> {

@@ -258,7 +258,7 @@ impl PartitionLog {
             )?),
             AppendOrigin::Replica => None,
         };
-        let mut writer = self.writer_for_mutation()?;
+        let mut writer = self.writer_for_append()?;
         let leo = self.log_end_offset();
         let plan = match (origin, summary) {
             (AppendOrigin::Client { leader_epoch }, Some(summary)) => {
@@ -353,16 +353,26 @@ impl PartitionLog {
         }
     }
 
-    /// Takes the writer lock for a change to the files, rewriting the recovery checkpoint as "not clean" on the
-    /// first change since open (so that a crash from here on makes the next open recover).
-    pub(crate) fn writer_for_mutation(&self) -> Result<MutexGuard<'_, WriterState>> {
-        let mut writer = lock(&self.writer);
+    /// Takes the writer lock for an append. Appends need not mark the log "not clean": a clean checkpoint
+    /// names the active segment's size at close, and an append grows it (or rolls a new segment), which the
+    /// next open notices (see [`PartitionLog::write_recovery_checkpoint`]). So the first append to each of
+    /// thousands of partitions after a restart costs no checkpoint write and no fsync.
+    pub(crate) fn writer_for_append(&self) -> Result<MutexGuard<'_, WriterState>> {
+        let writer = lock(&self.writer);
         if writer.closed {
             return Err(LogError::Closed(self.dir.clone()));
         }
         if self.is_poisoned() {
             return Err(LogError::Poisoned(self.dir.clone()));
         }
+        Ok(writer)
+    }
+
+    /// Takes the writer lock for any other change to the files (truncation, deletion, a forced roll),
+    /// rewriting the recovery checkpoint as "not clean" on the first such change since open: truncation can
+    /// bring the active segment back to its size at close with other bytes in it.
+    pub(crate) fn writer_for_mutation(&self) -> Result<MutexGuard<'_, WriterState>> {
+        let mut writer = self.writer_for_append()?;
         if !writer.marked_dirty {
             self.write_recovery_checkpoint(self.recovery_point(), false)?;
             writer.marked_dirty = true;
@@ -374,9 +384,20 @@ impl PartitionLog {
         self.sync.is_failed()
     }
 
+    /// Writes the recovery point; a clean one (at close) also records the active segment's base offset and
+    /// size, which the next open compares with the files to tell whether anything was appended after the
+    /// close: `recovery_point 1 active_base active_bytes`, or `recovery_point 0`.
     pub(crate) fn write_recovery_checkpoint(&self, recovery_point: i64, clean: bool) -> Result<()> {
         let path = self.dir.join(file_names::RECOVERY_POINT_CHECKPOINT);
-        checkpoint::write(&path, &[vec![recovery_point, i64::from(clean)]])
+        let mut entry = vec![recovery_point, i64::from(clean)];
+        if clean {
+            let view = self.view();
+            let (base, size) = view
+                .active()
+                .map_or((-1, 0), |a| (a.base_offset(), a.size()));
+            entry.extend([base, i64::try_from(size).unwrap_or(i64::MAX)]);
+        }
+        checkpoint::write(&path, &[entry])
     }
 
     /// Rolls to a new segment when the append would not fit the active one; returns the segment to write to.
@@ -678,6 +699,19 @@ impl PartitionLog {
     /// OffsetForLeaderEpoch: the largest epoch <= `epoch` and the offset where it ended.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> EpochEndOffset {
         lock(&self.epochs).end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// Records that this replica leads from `epoch` on, starting at the log end, when the epoch is newer than
+    /// the latest one the log knows. Called when a partition gets its leader (creation, open, election), so
+    /// the leader-epoch checkpoint (two fsyncs) is written there rather than inside the first append of the
+    /// epoch, which is on a produce request's path. An append in a newer epoch still records it itself.
+    pub fn begin_leader_epoch(&self, epoch: i32) -> Result<()> {
+        let _writer = self.writer_for_append()?;
+        let mut epochs = lock(&self.epochs);
+        if epochs.assign(epoch, self.log_end_offset()) {
+            self.write_epoch_checkpoint(&epochs)?;
+        }
+        Ok(())
     }
 
     pub fn latest_epoch(&self) -> Option<i32> {

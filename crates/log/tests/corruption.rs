@@ -297,3 +297,49 @@ fn empty_directory_and_empty_segment_open() {
     assert_eq!(log.log_end_offset(), 0);
     assert!(read_all(&log, 0).is_empty());
 }
+
+#[test]
+fn a_torn_append_after_a_clean_reopen_is_recovered() {
+    // Appends after a clean open do not rewrite the clean checkpoint; the grown segment must still make the
+    // next open recover rather than trust the tail.
+    let dir = tempfile::tempdir().unwrap();
+    let bases = build(dir.path(), true);
+    let active = log_file(dir.path(), *bases.last().unwrap());
+    {
+        let log = reopen(dir.path());
+        assert!(log.recovery_report().clean_shutdown);
+        log.append(tagged_batch(BATCHES, 1, T0, 200), CLIENT)
+            .unwrap();
+        // Dropped without close: the process died.
+    }
+    let len = file_len(&active);
+    OpenOptions::new()
+        .write(true)
+        .open(&active)
+        .unwrap()
+        .set_len(len - 10)
+        .unwrap();
+    let log = reopen(dir.path());
+    assert!(!log.recovery_report().clean_shutdown);
+    assert!(log.recovery_report().bytes_truncated > 0);
+    assert_eq!(assert_contiguous(&log), BATCHES);
+}
+
+#[test]
+fn an_idle_clean_reopen_stays_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path(), true);
+    {
+        let log = reopen(dir.path());
+        assert!(log.recovery_report().clean_shutdown);
+        log.checkpoint_recovery_point().unwrap();
+        // Dropped without close, nothing appended.
+    }
+    let log = reopen(dir.path());
+    assert!(
+        log.recovery_report().clean_shutdown,
+        "nothing changed since the clean close"
+    );
+    assert_eq!(log.recovery_report().segments_recovered, 0);
+    assert_eq!(assert_contiguous(&log), BATCHES);
+}
