@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -38,9 +38,10 @@ pub fn raw_write(dir: &Path, bytes: u64, chunk: usize, sync_each: bool) -> Resul
     Ok(written as f64 / secs / 1e6)
 }
 
-/// MB/s of `sendfile(2)` of a `bytes`-byte page-cached file to a loopback socket, in 1 MiB calls; the clock
-/// stops when the receiver has read every byte.
-pub fn raw_sendfile(dir: &Path, bytes: u64) -> Result<f64, Error> {
+/// MB/s of `sendfile(2)` of a `bytes`-byte page-cached file to a loopback socket, in 1 MiB calls, the whole
+/// file again and again until `min_duration` has passed (as the raw Fetch client reads its partition); the
+/// clock stops when the receiver has read every byte.
+pub fn raw_sendfile(dir: &Path, bytes: u64, min_duration: Duration) -> Result<f64, Error> {
     let path = dir.join("raw-sendfile.bin");
     let chunk = payload_pool(1 << 20);
     {
@@ -62,17 +63,19 @@ pub fn raw_sendfile(dir: &Path, bytes: u64) -> Result<f64, Error> {
     let reader = std::thread::spawn(move || -> std::io::Result<u64> {
         let mut buf = vec![0u8; 1 << 20];
         let mut got = 0u64;
-        while got < len {
+        loop {
             let n = receiver.read(&mut buf)?;
             if n == 0 {
-                break;
+                return Ok(got);
             }
             got += n as u64;
         }
-        Ok(got)
     });
     let started = Instant::now();
-    sys::sendfile_all(&f, len, sender.as_raw_fd(), 1 << 20)?;
+    while started.elapsed() < min_duration {
+        sys::sendfile_all(&f, len, sender.as_raw_fd(), 1 << 20)?;
+    }
+    drop(sender);
     let got = reader.join().map_err(|_| "receiver panicked")??;
     let secs = started.elapsed().as_secs_f64();
     std::fs::remove_file(&path)?;

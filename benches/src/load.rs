@@ -283,6 +283,12 @@ pub fn consume(
     })
 }
 
+/// The high watermark of one partition (ListOffsets through librdkafka).
+pub fn high_watermark(addr: &str, topic: &str, partition: i32) -> Result<i64, Error> {
+    let (_, high) = consumer(addr)?.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+    Ok(high)
+}
+
 fn now_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

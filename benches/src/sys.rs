@@ -1,5 +1,5 @@
 //! The few system calls the bench needs that std does not wrap: `sendfile(2)` for the raw read baseline,
-//! `setrlimit(2)` to allow 10,000 partitions (three descriptors each), `kill(2)` to stop the broker cleanly,
+//! `setrlimit(2)` to allow 10,000 partitions (one descriptor each, plus sockets), `kill(2)` to stop the broker cleanly,
 //! and `sysconf(_SC_CLK_TCK)` to turn `/proc/<pid>/stat` ticks into seconds.
 #![allow(unsafe_code)] // each call below has a SAFETY comment.
 

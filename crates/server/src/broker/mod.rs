@@ -431,11 +431,14 @@ fn open_partition(
 ) -> Result<Partition, TopicError> {
     let dir = partition_dir(data_dir, topic, index);
     let log = PartitionLog::open(&dir, log_config.clone(), LogOptions::default())?;
+    // A single node leads every partition, always in epoch 0.
+    let leader_epoch = 0;
+    log.begin_leader_epoch(leader_epoch)?;
     Ok(Partition {
         topic: topic.to_string(),
         index,
         log: Arc::new(log),
-        leader_epoch: 0,
+        leader_epoch,
         waiters: Default::default(),
     })
 }
