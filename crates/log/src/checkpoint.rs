@@ -20,26 +20,6 @@ const VERSION: i64 = 0;
 
 /// Writes the entries atomically and durably.
 pub(crate) fn write(path: &Path, entries: &[Vec<i64>]) -> Result<()> {
-    write_file(path, entries, true)
-}
-
-/// Writes the entries atomically (temp file and rename) but leaves them to the page cache: for state that a
-/// later [`sync_file`] and [`sync_dir`] make durable, and whose loss after a power failure only costs a
-/// longer recovery (readers must treat a torn file as absent).
-pub(crate) fn write_unsynced(path: &Path, entries: &[Vec<i64>]) -> Result<()> {
-    write_file(path, entries, false)
-}
-
-/// fsync of a file by path; a missing file is nothing to sync.
-pub(crate) fn sync_file(path: &Path) -> Result<()> {
-    match File::open(path) {
-        Ok(file) => file.sync_all().at(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).at(path),
-    }
-}
-
-fn write_file(path: &Path, entries: &[Vec<i64>], durable: bool) -> Result<()> {
     let mut text = format!("{VERSION}\n{}\n", entries.len());
     for entry in entries {
         let line: Vec<String> = entry.iter().map(i64::to_string).collect();
@@ -55,15 +35,13 @@ fn write_file(path: &Path, entries: &[Vec<i64>], durable: bool) -> Result<()> {
             .open(&tmp)
             .at(&tmp)?;
         file.write_all(text.as_bytes()).at(&tmp)?;
-        if durable {
-            file.sync_all().at(&tmp)?;
-        }
+        file.sync_all().at(&tmp)?;
     }
     std::fs::rename(&tmp, path).at(path)?;
-    match path.parent() {
-        Some(dir) if durable => sync_dir(dir),
-        _ => Ok(()),
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
     }
+    Ok(())
 }
 
 /// Reads the entries; `Ok(None)` if the file does not exist, an error if it is malformed.

@@ -120,6 +120,7 @@ impl PartitionLog {
             // Everything present now is on disk: either it was flushed before a clean close, or recovery synced it.
             sync: GroupCommit::new(log_end_offset),
             roll_unsynced: std::sync::atomic::AtomicBool::new(false),
+            snapshot_at_roll: Mutex::new(None),
             recovery: RecoveryReport::default(),
         };
         if *crate::partition_log::lock(&log.epochs) != epochs_before {

@@ -51,8 +51,9 @@ pub struct AppendInfo {
     /// The batch was a retry of one already in the log (idempotent producer): nothing was written and the
     /// offsets are the original ones.
     pub duplicate: bool,
-    /// `flush.messages` or `flush.ms` (periodic flush policy) is reached: the caller should run
-    /// [`PartitionLog::flush`] (off any latency-critical thread). Reported once until that flush is done.
+    /// The append rolled a segment, or `flush.messages` / `flush.ms` (periodic flush policy) is reached: the
+    /// caller should run [`PartitionLog::flush`] (off any latency-critical thread). Reported once until that
+    /// flush is done.
     pub flush_due: bool,
 }
 
@@ -143,9 +144,10 @@ pub struct PartitionLog {
     pub(crate) log_end_offset: AtomicI64,
     pub(crate) epochs: Mutex<LeaderEpochCache>,
     pub(crate) sync: GroupCommit,
-    /// A roll created files and rewrote the producer snapshot without syncing them or the directory; the
-    /// next flush does, before it reports anything durable.
+    /// A roll created files without syncing the directory, and captured the producer state at its offset
+    /// without writing it; the next flush writes that snapshot and syncs, before it reports anything durable.
     pub(crate) roll_unsynced: AtomicBool,
+    pub(crate) snapshot_at_roll: Mutex<Option<Vec<Vec<i64>>>>,
     pub(crate) recovery: crate::RecoveryReport,
 }
 
@@ -278,6 +280,7 @@ impl PartitionLog {
             }
             _ => plan_replica_append(&payload, leo)?,
         };
+        let leo_segment_base = self.view().active().map_or(-1, |a| a.base_offset());
         let active = self.maybe_roll(&mut writer, &config, payload.len() as u64, &plan, now)?;
         active.append(&plan.parts(&payload), &plan.batches)?;
         self.log_end_offset
@@ -286,7 +289,8 @@ impl PartitionLog {
         for b in &plan.batches {
             writer.producers.update(&b.header);
         }
-        let flush_due = self.periodic_flush_due(&config, &writer, now);
+        let rolled = active.base_offset() != leo_segment_base;
+        let flush_due = rolled || self.periodic_flush_due(&config, &writer, now);
         writer.flush_requested |= flush_due;
         Ok(AppendInfo {
             first_offset: plan.first_offset,
@@ -431,14 +435,25 @@ impl PartitionLog {
         let Some(reason) = reason else {
             return Ok(active);
         };
-        tracing::debug!(dir = %self.dir.display(), reason, new_base = plan.first_offset, "rolling segment");
-        self.roll_locked(writer, config, plan.first_offset, now)
+        let started = std::time::Instant::now();
+        let segment = self.roll_locked(writer, config, plan.first_offset, now)?;
+        // Kafka logs every roll with its duration; a slow one (the filesystem's journal busy) explains a
+        // latency spike on the partition.
+        tracing::info!(
+            dir = %self.dir.display(),
+            reason,
+            new_base = plan.first_offset,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "rolled segment"
+        );
+        Ok(segment)
     }
 
-    /// Seals the active segment and starts a new one at `base_offset`. Nothing here waits for the disk: the
-    /// sealed segment's data and indexes, the new files' directory entries and the producer snapshot are
-    /// synced by the next flush (`flush_to`), which is what makes them durable before any offset they hold is
-    /// reported durable. Kafka's roll likewise leaves the flush to a background task.
+    /// Seals the active segment and starts a new one at `base_offset`. Nothing here waits for the disk but
+    /// creating the new files: trimming and syncing the sealed segment's indexes, its data, the directory and
+    /// the producer snapshot (captured here, written there) are the next flush's work (`flush_to`), done before
+    /// it reports any offset they cover durable. The append that rolled reports `flush_due`, so the caller runs
+    /// that flush off the produce path, as Kafka flushes a rolled segment from a background task.
     pub(crate) fn roll_locked(
         &self,
         writer: &mut WriterState,
@@ -454,7 +469,8 @@ impl PartitionLog {
             }
         }
         self.roll_unsynced.store(true, Ordering::Release);
-        self.write_producer_snapshot_unsynced(&mut writer.producers)?;
+        *lock(&self.snapshot_at_roll) = Some(self.producer_snapshot_at_roll(&mut writer.producers));
+        writer.flush_requested = true;
         let segment = Arc::new(Segment::create(
             &self.dir,
             base_offset,
@@ -525,14 +541,15 @@ impl PartitionLog {
         }
     }
 
-    /// The syncs a roll left to the next flush: producer snapshot, then the directory (new segment files, the
-    /// renamed snapshot).
+    /// What a roll left to the next flush: the producer snapshot at its offset (written durably), then the
+    /// directory (new segment files).
     fn sync_roll(&self) -> Result<()> {
         if !self.roll_unsynced.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let synced = self
-            .sync_producer_snapshot()
+        let snapshot = lock(&self.snapshot_at_roll).take();
+        let synced = snapshot
+            .map_or(Ok(()), |lines| self.write_producer_snapshot_lines(&lines))
             .and_then(|()| checkpoint::sync_dir(&self.dir));
         if synced.is_err() {
             self.roll_unsynced.store(true, Ordering::Release);

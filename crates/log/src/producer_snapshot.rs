@@ -25,21 +25,15 @@ impl PartitionLog {
         )
     }
 
-    /// The snapshot a roll writes: atomic but not synced; the next flush syncs it with the directory (see
-    /// `PartitionLog::roll_locked`). Lost to a power failure, it only means replaying more batch headers.
-    pub(crate) fn write_producer_snapshot_unsynced(
-        &self,
-        states: &mut ProducerStates,
-    ) -> Result<()> {
-        checkpoint::write_unsynced(
-            &self.dir.join(PRODUCER_SNAPSHOT),
-            &self.snapshot_lines(states),
-        )
+    /// The snapshot of the current state as lines, for a roll to hand to the next flush (see
+    /// `PartitionLog::roll_locked`).
+    pub(crate) fn producer_snapshot_at_roll(&self, states: &mut ProducerStates) -> Vec<Vec<i64>> {
+        self.snapshot_lines(states)
     }
 
-    /// Syncs the snapshot file (the directory entry is the caller's to sync).
-    pub(crate) fn sync_producer_snapshot(&self) -> Result<()> {
-        checkpoint::sync_file(&self.dir.join(PRODUCER_SNAPSHOT))
+    /// Writes snapshot lines captured earlier, atomically and durably.
+    pub(crate) fn write_producer_snapshot_lines(&self, lines: &[Vec<i64>]) -> Result<()> {
+        checkpoint::write(&self.dir.join(PRODUCER_SNAPSHOT), lines)
     }
 
     fn snapshot_lines(&self, states: &mut ProducerStates) -> Vec<Vec<i64>> {

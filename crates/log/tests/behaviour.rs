@@ -597,21 +597,44 @@ fn record_header_len_is_what_batches_start_with() {
 }
 
 #[test]
-fn rolling_does_not_count_as_a_flush() {
+fn a_roll_syncs_nothing_itself_and_asks_for_a_flush() {
     let dir = tempfile::tempdir().unwrap();
     let clock = manual_clock();
     let log = open_with_clock(dir.path(), small_segments(), &clock);
+    let mut rolls = 0;
     for i in 0..60 {
-        log.append(tagged_batch(i, 1, T0, 200), CLIENT).unwrap();
+        let segments = log.segment_count();
+        let info = log
+            .append_unsynced(tagged_batch(i, 1, T0, 200), CLIENT)
+            .unwrap();
+        let rolled = log.segment_count() > segments;
+        rolls += usize::from(rolled);
+        if rolled {
+            assert!(info.flush_due, "a roll asks for the rolled segment's flush");
+        }
     }
-    assert!(log.segment_count() > 3);
+    assert!(rolls >= 3);
     assert_eq!(
         log.recovery_point(),
         0,
         "rolled segments were not synced yet"
     );
+    let bases = log.segment_base_offsets();
+    let sealed = ferrite_log::file_names::index_file(dir.path(), bases[0]);
+    assert!(
+        std::fs::metadata(&sealed).unwrap().len() > 1024,
+        "a roll leaves the sealed index preallocated"
+    );
     log.flush().unwrap();
     assert_eq!(log.recovery_point(), 60);
+    assert!(
+        std::fs::metadata(&sealed).unwrap().len() < 1024,
+        "the flush trimmed the sealed index to its entries"
+    );
+    assert!(dir
+        .path()
+        .join(ferrite_log::file_names::PRODUCER_SNAPSHOT)
+        .exists());
 }
 
 #[test]
