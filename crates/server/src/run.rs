@@ -17,7 +17,7 @@ pub async fn run(mut config: BrokerConfig) -> Result<(), String> {
             tracing::info!(before, after, "raised the open-file limit")
         }
         Ok((_, limit)) if limit < 4096 => {
-            tracing::warn!(limit, "open-file limit is low: each partition holds three files; raise the hard limit (ulimit -Hn)")
+            tracing::warn!(limit, "open-file limit is low: each partition holds one file per segment; raise the hard limit (ulimit -Hn)")
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not read or raise the open-file limit"),

@@ -1,8 +1,9 @@
 //! The broker's few direct system calls, kept in one module (the only one allowed `unsafe`).
 #![allow(unsafe_code)]
 
-/// Raises the soft open-file limit to the hard limit. A partition holds three descriptors (log and two
-/// indexes) plus sockets, and a default soft limit of 1024 would stop a broker at about 300 partitions.
+/// Raises the soft open-file limit to the hard limit. A partition holds a descriptor per segment (its `.log`;
+/// indexes are mapped, not held open) plus sockets, and a default soft limit of 1024 would stop a broker at
+/// under a thousand partitions.
 /// Returns (before, after).
 pub fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
     let mut limit = libc::rlimit {
