@@ -91,7 +91,11 @@ impl Broker {
         }
         let started = Instant::now();
         let mut child = cmd
-            .env("FERRITE_LOG", "warn")
+            // Quiet by default; FERRITE_LOG set for the bench (say, info) passes through to the broker.
+            .env(
+                "FERRITE_LOG",
+                std::env::var("FERRITE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()?;

@@ -329,10 +329,18 @@ pub fn latency(
                         .partition(0),
                 ) {
                     Ok(()) => sent += 1,
+                    // The broker fell behind by the whole queue: wait for acknowledgements and go on (the
+                    // delay shows up in the latencies).
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        producer.poll(Duration::from_millis(1));
+                    }
                     Err((e, _)) => return Err(e.into()),
                 }
             }
-            producer.poll(Duration::from_micros(200));
+            // librdkafka's poll timeout is whole milliseconds (200 µs would be 0, a busy loop that took a
+            // core from the broker and the consumer): serve callbacks, then sleep until more is due.
+            producer.poll(Duration::ZERO);
+            std::thread::sleep(Duration::from_micros(500));
         }
         producer.flush(Duration::from_secs(30))?;
         Ok(sent)

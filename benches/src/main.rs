@@ -47,6 +47,9 @@ struct Args {
     /// all of them by default. For profiling one scenario.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Messages per second for the latency scenario (default: half the maximum measured in this run).
+    #[arg(long)]
+    latency_rate: Option<f64>,
     /// Run only the consumer-group figures (rebalance time, commits/s, memory per idle group) and write
     /// `<out>/groups.md` and `<out>/groups.json`.
     #[arg(long)]
@@ -380,14 +383,18 @@ fn consume_scenario(ctx: &mut Ctx, topic: &str, payload: u64) -> Result<(), Erro
 
 fn latency_scenario(ctx: &mut Ctx) -> Result<(), Error> {
     let max_rate = ctx.report.first_msgs_per_s();
-    let rate = (max_rate / 2.0).max(100.0);
+    let rate = ctx.args.latency_rate.unwrap_or((max_rate / 2.0).max(100.0));
     let s = spec(KIB, "1", "none", 64 * KIB);
     let topic = ctx.topic("latency");
     ctx.create_topic(&topic, 1, &[])?;
     eprintln!("latency at {rate:.0} msg/s ...");
     let duration = Duration::from_secs(if ctx.args.quick { 4 } else { 12 });
+    let (total0, stolen0, idle0) = sys::cpu_jiffies()?;
     let lat = load::latency(&ctx.ferrite.addr, &topic, &s, rate, duration)?;
-    ctx.report.latency(rate, &lat);
+    let (total1, stolen1, idle1) = sys::cpu_jiffies()?;
+    let share = |a: u64, b: u64| 100.0 * (b - a) as f64 / (total1 - total0).max(1) as f64;
+    ctx.report
+        .latency(rate, &lat, share(stolen0, stolen1), share(idle0, idle1));
     Ok(())
 }
 
@@ -433,6 +440,16 @@ fn partition_scaling(ctx: &mut Ctx) -> Result<(), Error> {
             )
             .with_cpu(cpu_per_gb, ctx.ferrite.rss_bytes()),
         );
+        // With many partitions librdkafka's own cost per partition batch grows too: its ceiling at the same
+        // partition count tells the broker's share of the slowdown from the client's.
+        let ceiling = ctx.produce_null(&topic, n, &s)?;
+        ctx.report.push(Row::throughput(
+            "same, against the null broker ceiling",
+            &t,
+            &format!("null broker, {n} partitions"),
+            ceiling.mb_per_s(),
+            None,
+        ));
     }
     let rss_before = ctx.ferrite.rss_bytes();
     ctx.ferrite.restart()?;

@@ -68,6 +68,9 @@ pub struct Latency {
     pub p999_ms: f64,
     pub max_ms: f64,
     pub target_p99_max_ms: f64,
+    /// Share of the machine's CPU time the hypervisor took during the run, and share left idle.
+    pub cpu_stolen_percent: f64,
+    pub cpu_idle_percent: f64,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -113,8 +116,16 @@ impl Report {
         self.rows.first().map(|r| r.msgs_per_s).unwrap_or(0.0)
     }
 
-    pub fn latency(&mut self, rate: f64, sorted_us: &[u64]) {
+    pub fn latency(
+        &mut self,
+        rate: f64,
+        sorted_us: &[u64],
+        stolen_percent: f64,
+        idle_percent: f64,
+    ) {
         self.latency = Some(Latency {
+            cpu_stolen_percent: stolen_percent,
+            cpu_idle_percent: idle_percent,
             rate_msgs_per_s: rate,
             samples: sorted_us.len(),
             p50_ms: ms(quantile(sorted_us, 0.50)),
@@ -178,8 +189,8 @@ impl Report {
                 "**missed**"
             };
             s += &format!(
-                "| | e2e latency 1 KiB acks=1 at {:.0} msg/s (half max), {} samples | p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms | | | p99 <= {} ms {verdict} | | |\n",
-                l.rate_msgs_per_s, l.samples, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.target_p99_max_ms
+                "| | e2e latency 1 KiB acks=1 at {:.0} msg/s (half max), {} samples | p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms | CPU meanwhile: {:.0}% idle, {:.1}% stolen by the hypervisor | | p99 <= {} ms {verdict} | | |\n",
+                l.rate_msgs_per_s, l.samples, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.cpu_idle_percent, l.cpu_stolen_percent, l.target_p99_max_ms
             );
         }
         if let Some(r) = &self.restart {

@@ -102,3 +102,21 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .map(|kb| kb * 1024)
         .unwrap_or(0)
 }
+
+/// Machine-wide CPU time from `/proc/stat`: (all jiffies, jiffies stolen by the hypervisor, idle jiffies).
+/// A virtual machine's vCPUs can be taken away for milliseconds at a time, which shows in tail latencies.
+pub fn cpu_jiffies() -> io::Result<(u64, u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let total = fields.iter().take(8).sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    Ok((total, fields.get(7).copied().unwrap_or(0), idle))
+}
