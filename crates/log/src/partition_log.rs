@@ -52,8 +52,8 @@ pub struct AppendInfo {
     /// offsets are the original ones.
     pub duplicate: bool,
     /// The append rolled a segment, or `flush.messages` / `flush.ms` (periodic flush policy) is reached: the
-    /// caller should run [`PartitionLog::flush`] (off any latency-critical thread). Reported once until that
-    /// flush is done.
+    /// caller should run [`PartitionLog::run_due_flush`] (off any latency-critical thread). Reported once until
+    /// that flush is done.
     pub flush_due: bool,
 }
 
@@ -232,7 +232,7 @@ impl PartitionLog {
         if self.config().flush == FlushPolicy::Durable {
             self.flush_to(info.last_offset + 1)?;
         } else if info.flush_due {
-            self.flush()?;
+            self.run_due_flush()?;
         }
         Ok(info)
     }
@@ -307,9 +307,19 @@ impl PartitionLog {
         })
     }
 
-    /// Whether the periodic flush policy asks for a flush now that was not asked for already. Unflushed
-    /// messages are counted as offsets past the durable end, as Kafka counts them (log end minus recovery point).
+    /// Whether the periodic flush policy asks for a flush now that was not asked for already.
     fn periodic_flush_due(&self, config: &LogConfig, writer: &WriterState, now: i64) -> bool {
+        !writer.flush_requested && self.periodic_thresholds_reached(config, writer, now)
+    }
+
+    /// `flush.messages` or `flush.ms` reached. Unflushed messages are counted as offsets past the durable end,
+    /// as Kafka counts them (log end minus recovery point).
+    fn periodic_thresholds_reached(
+        &self,
+        config: &LogConfig,
+        writer: &WriterState,
+        now: i64,
+    ) -> bool {
         let FlushPolicy::Periodic {
             messages,
             interval_ms,
@@ -318,9 +328,28 @@ impl PartitionLog {
             return false;
         };
         let unflushed = u64::try_from(self.log_end_offset() - self.sync.durable_end()).unwrap_or(0);
-        !writer.flush_requested
-            && unflushed > 0
+        unflushed > 0
             && (unflushed >= messages || now.saturating_sub(writer.last_flush_ms) >= interval_ms)
+    }
+
+    /// Runs the flush an append reported as `flush_due`: everything when the periodic policy asks for it, else
+    /// (after a roll) only the sealed segments, leaving the active one alone: its fsync would hold the
+    /// filesystem's block-mapping lock of the file that every append to it needs (appends waited for it,
+    /// measured as latency spikes). That is Kafka's flush after a roll, up to the new segment's base.
+    pub fn run_due_flush(&self) -> Result<()> {
+        let config = self.config();
+        let now = self.clock.now_ms();
+        let everything = self.periodic_thresholds_reached(&config, &lock(&self.writer), now);
+        if everything {
+            return self.flush();
+        }
+        let active_base = self
+            .view()
+            .active()
+            .map_or_else(|| self.log_end_offset(), |a| a.base_offset());
+        let result = self.flush_to(active_base);
+        lock(&self.writer).flush_requested = false;
+        result
     }
 
     /// Sequence checks for an idempotent batch; `Some` with the original offsets when it is a retry.
@@ -515,12 +544,17 @@ impl PartitionLog {
             let end = self.log_end_offset();
             let durable = self.sync.durable_end();
             let view = self.view();
+            let active_base = view.active().map_or(end, |a| a.base_offset());
+            // A target at or below the active segment's base (the flush after a roll) needs the sealed
+            // segments only; the active one is left to appends.
+            let sealed_only = offset <= active_base;
             let mut unsynced = view
                 .segments
                 .values()
                 .filter(|s| s.next_offset() > durable)
+                .filter(|s| !sealed_only || s.base_offset() < active_base)
                 .peekable();
-            if unsynced.peek().is_none() {
+            if unsynced.peek().is_none() && !sealed_only {
                 if let Some(active) = view.active() {
                     active.sync_data()?;
                 }
@@ -529,7 +563,7 @@ impl PartitionLog {
                 segment.sync_data()?;
             }
             self.sync_roll()?;
-            Ok(end)
+            Ok(if sealed_only { active_base } else { end })
         });
         match outcome {
             Ok(SyncOutcome::Durable) => Ok(()),
@@ -586,7 +620,11 @@ impl PartitionLog {
         if self.log_end_offset() <= self.sync.durable_end() || !(interval_passed || requested) {
             return Ok(false);
         }
-        self.flush()?;
+        if interval_passed {
+            self.flush()?;
+        } else {
+            self.run_due_flush()?;
+        }
         Ok(true)
     }
 

@@ -152,7 +152,7 @@ pub fn wait_durable(partition: &Partition, info: &AppendInfo) -> Result<(), LogE
     if partition.log.config().flush == FlushPolicy::Durable {
         partition.log.flush_to(info.last_offset + 1)?;
     } else if info.flush_due {
-        partition.log.flush()?;
+        partition.log.run_due_flush()?;
     }
     Ok(())
 }

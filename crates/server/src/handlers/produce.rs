@@ -81,7 +81,7 @@ fn start_due_flushes(outcomes: &[PartitionOutcome]) {
             if info.flush_due {
                 let p = Arc::clone(p);
                 tokio::task::spawn_blocking(move || {
-                    if let Err(e) = p.log.flush() {
+                    if let Err(e) = p.log.run_due_flush() {
                         tracing::error!(topic = %p.topic, partition = p.index, error = %e, "periodic flush failed");
                     }
                 });
