@@ -221,6 +221,21 @@ pub fn create_topic(
     Ok(())
 }
 
+/// Deletes `topic` through the admin API (its files, and their page cache, go with it).
+pub fn delete_topic(addr: &str, topic: &str) -> Result<(), Error> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(60)));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for r in runtime.block_on(admin.delete_topics(&[topic], &options))? {
+        r.map_err(|(t, e)| format!("delete topic {t}: {e}"))?;
+    }
+    Ok(())
+}
+
 fn consumer(addr: &str) -> Result<BaseConsumer, Error> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", addr)

@@ -138,10 +138,7 @@ fn run(args: Args) -> Result<(), Error> {
         partitions_held: 0,
     };
     warm_up(&mut ctx)?;
-    let main_topic = produce_scenarios(&mut ctx)?;
-    if ctx.runs("consume") {
-        consume_scenario(&mut ctx, &main_topic.0, main_topic.1)?;
-    }
+    produce_scenarios(&mut ctx)?;
     if ctx.runs("latency") {
         latency_scenario(&mut ctx)?;
     }
@@ -174,6 +171,12 @@ impl Ctx {
     ) -> Result<(), Error> {
         load::create_topic(&self.ferrite.addr, topic, partitions, configs)?;
         self.partitions_held += partitions as u64;
+        Ok(())
+    }
+
+    fn delete_topic(&mut self, topic: &str, partitions: i32) -> Result<(), Error> {
+        load::delete_topic(&self.ferrite.addr, topic)?;
+        self.partitions_held -= partitions as u64;
         Ok(())
     }
 
@@ -232,9 +235,11 @@ fn label(s: &ProducerSpec) -> String {
     )
 }
 
-/// Produce throughput of each setting against the null broker; returns the 1 KiB acks=1 topic and the payload
-/// bytes it holds (the consume scenario reads them back).
-fn produce_scenarios(ctx: &mut Ctx) -> Result<(String, u64), Error> {
+/// Produce throughput of each setting against the null broker; the consume scenario reads the first one's topic
+/// back right after it is written. Each topic is deleted once measured, so that every scenario runs with the
+/// same page cache: this machine's page cache holds a few GB, and data left from earlier scenarios would make
+/// later writes reclaim memory first (and evict the topic the consume scenario reads).
+fn produce_scenarios(ctx: &mut Ctx) -> Result<(), Error> {
     let mut matrix = vec![
         spec(KIB, "1", "none", 64 * KIB),
         spec(100, "1", "none", 64 * KIB),
@@ -245,7 +250,6 @@ fn produce_scenarios(ctx: &mut Ctx) -> Result<(String, u64), Error> {
     if !ctx.args.quick {
         matrix.push(spec(KIB, "1", "none", 1024 * KIB));
     }
-    let mut main_topic = (String::new(), 0);
     let mut default_all = None;
     for (i, s) in matrix.iter().enumerate() {
         // The first scenario always runs: consume reads its topic back and latency runs at half its rate;
@@ -266,7 +270,6 @@ fn produce_scenarios(ctx: &mut Ctx) -> Result<(String, u64), Error> {
                 .with_cpu(cpu_per_gb, ctx.ferrite.rss_bytes()),
         );
         if i == 0 {
-            main_topic = (topic, t.bytes);
             let raw = baseline::raw_write(&ctx.scratch, t.bytes, s.batch_bytes, false)?;
             ctx.report.push(Row::throughput(
                 "same volume, default flush (page cache)",
@@ -275,7 +278,11 @@ fn produce_scenarios(ctx: &mut Ctx) -> Result<(String, u64), Error> {
                 raw,
                 None,
             ));
+            if ctx.runs("consume") {
+                consume_scenario(ctx, &topic, t.bytes)?;
+            }
         }
+        ctx.delete_topic(&topic, 1)?;
         if s.acks == "all" && s.compression == "none" && s.message_bytes == KIB {
             default_all = Some((s.clone(), t));
         }
@@ -296,6 +303,7 @@ fn produce_scenarios(ctx: &mut Ctx) -> Result<(String, u64), Error> {
             )
             .with_cpu(cpu_per_gb, ctx.ferrite.rss_bytes()),
         );
+        ctx.delete_topic(&topic, 1)?;
         let raw = baseline::raw_write(&ctx.scratch, t.bytes, s.batch_bytes, true)?;
         ctx.report.push(Row::throughput(
             "same volume, durable",
@@ -305,7 +313,7 @@ fn produce_scenarios(ctx: &mut Ctx) -> Result<(String, u64), Error> {
             None,
         ));
     }
-    Ok(main_topic)
+    Ok(())
 }
 
 /// One short discarded run against each broker, so connection set-up, page-cache growth and CPU frequency
@@ -318,6 +326,7 @@ fn warm_up(ctx: &mut Ctx) -> Result<(), Error> {
     let warm = Duration::from_secs(1);
     load::produce(&ctx.null.addr, &topic, 1, &s, ctx.args.producers, warm)?;
     load::produce(&ctx.ferrite.addr, &topic, 1, &s, ctx.args.producers, warm)?;
+    ctx.delete_topic(&topic, 1)?;
     Ok(())
 }
 
@@ -395,6 +404,7 @@ fn latency_scenario(ctx: &mut Ctx) -> Result<(), Error> {
     let share = |a: u64, b: u64| 100.0 * (b - a) as f64 / (total1 - total0).max(1) as f64;
     ctx.report
         .latency(rate, &lat, share(stolen0, stolen1), share(idle0, idle1));
+    ctx.delete_topic(&topic, 1)?;
     Ok(())
 }
 
