@@ -56,6 +56,17 @@ fn append_bytes(path: &Path, bytes: &[u8]) {
         .unwrap();
 }
 
+/// Cuts the last `bytes` bytes off a file, as a crash mid-write leaves it.
+fn cut_tail(path: &Path, bytes: u64) {
+    let len = file_len(path);
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len - bytes)
+        .unwrap();
+}
+
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
 }
@@ -77,13 +88,7 @@ fn torn_last_batch_is_cut_and_appends_continue() {
     let dir = tempfile::tempdir().unwrap();
     let bases = build(dir.path(), false);
     let active = log_file(dir.path(), *bases.last().unwrap());
-    let len = file_len(&active);
-    OpenOptions::new()
-        .write(true)
-        .open(&active)
-        .unwrap()
-        .set_len(len - 10)
-        .unwrap();
+    cut_tail(&active, 10);
     let log = reopen(dir.path());
     assert_eq!(log.log_end_offset(), BATCHES - 1);
     assert!(log.recovery_report().bytes_truncated > 0);
@@ -312,13 +317,7 @@ fn a_torn_append_after_a_clean_reopen_is_recovered() {
             .unwrap();
         // Dropped without close: the process died.
     }
-    let len = file_len(&active);
-    OpenOptions::new()
-        .write(true)
-        .open(&active)
-        .unwrap()
-        .set_len(len - 10)
-        .unwrap();
+    cut_tail(&active, 10);
     let log = reopen(dir.path());
     assert!(!log.recovery_report().clean_shutdown);
     assert!(log.recovery_report().bytes_truncated > 0);
