@@ -280,8 +280,8 @@ impl PartitionLog {
             }
             _ => plan_replica_append(&payload, leo)?,
         };
-        let leo_segment_base = self.view().active().map_or(-1, |a| a.base_offset());
-        let active = self.maybe_roll(&mut writer, &config, payload.len() as u64, &plan, now)?;
+        let (active, rolled) =
+            self.maybe_roll(&mut writer, &config, payload.len() as u64, &plan, now)?;
         active.append(&plan.parts(&payload), &plan.batches)?;
         self.log_end_offset
             .store(plan.next_offset, Ordering::Release);
@@ -289,7 +289,6 @@ impl PartitionLog {
         for b in &plan.batches {
             writer.producers.update(&b.header);
         }
-        let rolled = active.base_offset() != leo_segment_base;
         let flush_due = rolled || self.periodic_flush_due(&config, &writer, now);
         writer.flush_requested |= flush_due;
         Ok(AppendInfo {
@@ -433,7 +432,8 @@ impl PartitionLog {
         checkpoint::write(&path, &[entry])
     }
 
-    /// Rolls to a new segment when the append would not fit the active one; returns the segment to write to.
+    /// Rolls to a new segment when the append would not fit the active one; returns the segment to write to and
+    /// whether the append rolled.
     fn maybe_roll(
         &self,
         writer: &mut WriterState,
@@ -441,14 +441,14 @@ impl PartitionLog {
         bytes: u64,
         plan: &AppendPlan,
         now: i64,
-    ) -> Result<Arc<Segment>> {
+    ) -> Result<(Arc<Segment>, bool)> {
         let view = self.view();
         let active = view
             .active()
             .cloned()
             .ok_or_else(|| LogError::Closed(self.dir.clone()))?;
         if active.size() == 0 {
-            return Ok(active);
+            return Ok((active, false));
         }
         let reason = if active.size() + bytes > config.effective_segment_bytes() {
             Some("segment.bytes")
@@ -462,7 +462,7 @@ impl PartitionLog {
             None
         };
         let Some(reason) = reason else {
-            return Ok(active);
+            return Ok((active, false));
         };
         let started = std::time::Instant::now();
         let segment = self.roll_locked(writer, config, plan.first_offset, now)?;
@@ -475,7 +475,7 @@ impl PartitionLog {
             elapsed_us = started.elapsed().as_micros() as u64,
             "rolled segment"
         );
-        Ok(segment)
+        Ok((segment, true))
     }
 
     /// Seals the active segment and starts a new one at `base_offset`. Nothing here waits for the disk but
