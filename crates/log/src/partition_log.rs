@@ -685,14 +685,19 @@ impl PartitionLog {
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampAndOffset>> {
         let start = self.log_start_offset();
         let view = self.view();
+        // A batch is found by its max timestamp, but the records that reach it may all lie below the log start
+        // (a batch the log start cuts through): the search then goes on after that batch.
+        let mut from = start;
         for segment in view.segments.values() {
-            if segment.next_offset() <= start || segment.max_timestamp() < timestamp {
+            if segment.next_offset() <= from || segment.max_timestamp() < timestamp {
                 continue;
             }
-            if let Some(location) = segment.find_batch_by_timestamp(timestamp, start)? {
+            while let Some(location) = segment.find_batch_by_timestamp(timestamp, from)? {
                 let bytes = segment.read_batch(&location)?;
-                let found = first_record_at_or_after(&location.header, &bytes, timestamp, start);
-                return Ok(Some(found));
+                match first_record_at_or_after(&location.header, &bytes, timestamp, start) {
+                    Some(found) => return Ok(Some(found)),
+                    None => from = location.header.next_offset(),
+                }
             }
         }
         Ok(None)
@@ -737,15 +742,11 @@ impl PartitionLog {
             };
             if let Some(location) = candidate {
                 let bytes = segment.read_batch(&location)?;
-                consider(
-                    &mut best,
-                    first_record_at_or_after(
-                        &location.header,
-                        &bytes,
-                        location.header.max_timestamp,
-                        start,
-                    ),
-                );
+                let max = location.header.max_timestamp;
+                if let Some(found) = first_record_at_or_after(&location.header, &bytes, max, start)
+                {
+                    consider(&mut best, found);
+                }
             }
         }
         Ok(best)
@@ -778,21 +779,22 @@ impl PartitionLog {
     }
 }
 
-/// The record at or after `timestamp` inside one batch (decompressed if need be); the batch's first offset
-/// if its records cannot be read.
+/// The first record of the batch at or after `min_offset` with a timestamp at or after `timestamp`; `None` if
+/// no record of the batch qualifies. Compressed batches are decompressed; a batch whose records cannot be read
+/// is answered by its own max timestamp and first offset.
 fn first_record_at_or_after(
     header: &BatchHeader,
     batch: &[u8],
     timestamp: i64,
     min_offset: i64,
-) -> TimestampAndOffset {
+) -> Option<TimestampAndOffset> {
     let batch_answer = TimestampAndOffset {
         timestamp: header.max_timestamp,
         offset: header.base_offset.max(min_offset),
         leader_epoch: header.partition_leader_epoch,
     };
     let Ok(records) = batch::records_of(header, batch) else {
-        return batch_answer;
+        return Some(batch_answer);
     };
     let mut found = None;
     let _ = batch::walk_records(header, &records, |meta| {
@@ -806,7 +808,7 @@ fn first_record_at_or_after(
         }
         Ok(())
     });
-    found.unwrap_or(batch_answer)
+    found
 }
 
 /// The record with the largest timestamp among those at or after `min_offset` (first one on ties).

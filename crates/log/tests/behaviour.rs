@@ -874,3 +874,34 @@ fn timestamp_lookups_are_exact_inside_compressed_batches() {
     let max = log.max_timestamp_offset().unwrap().unwrap();
     assert_eq!((max.offset, max.timestamp), (39, T0 + 3900));
 }
+
+#[test]
+fn a_timestamp_lookup_skips_records_below_the_log_start() {
+    // One batch of three records with timestamps T0+0, +7, +3 (offsets 0-2), the log start moved to 2: the
+    // batch's max timestamp (+7) belongs to offset 1, which is gone. Found by the model test.
+    use ferrite_log::batch_builder::{encode_batch, RecordSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), LogConfig::default(), LogOptions::default()).unwrap();
+    let records: Vec<RecordSpec<'_>> = [0, 7, 3]
+        .iter()
+        .map(|d| RecordSpec {
+            key: None,
+            value: Some(b"v"),
+            headers: vec![],
+            timestamp: T0 + d,
+        })
+        .collect();
+    let mut batch = bytes::BytesMut::new();
+    encode_batch(&mut batch, &records, -1, None);
+    log.append(batch, CLIENT).unwrap();
+    log.append(tagged_batch(3, 1, T0 + 20, 0), CLIENT).unwrap();
+    log.advance_log_start_offset(2).unwrap();
+    let found = log.offset_for_timestamp(T0 + 4).unwrap().unwrap();
+    assert_eq!(
+        (found.offset, found.timestamp),
+        (3, T0 + 20),
+        "offset 2 (T0+3) is too early and offset 1 (T0+7) is below the log start"
+    );
+    let found = log.offset_for_timestamp(T0 + 2).unwrap().unwrap();
+    assert_eq!((found.offset, found.timestamp), (2, T0 + 3));
+}
