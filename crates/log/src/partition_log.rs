@@ -238,7 +238,7 @@ impl PartitionLog {
     }
 
     /// The append without waiting for the disk: for callers that wait with [`PartitionLog::flush_to`] (durable
-    /// mode) or run [`PartitionLog::flush`] (when `flush_due`) on a thread of their choosing (the async server)
+    /// mode) or run [`PartitionLog::run_due_flush`] (when `flush_due`) on a thread of their choosing (the async server)
     /// instead of blocking in `append`. It writes to the page cache and never fsyncs, also when it rolls.
     ///
     /// The payload is never modified or copied: each batch is written as a patched copy of its 61-byte header
