@@ -928,6 +928,12 @@ impl ClassicGroup {
 
     /// Deadlines: expired sessions are removed (and the group rebalances), pending member ids lapse, and a
     /// join phase past its deadline completes with the members that made it.
+    ///
+    /// A member whose JoinGroup is parked in the join phase is alive by definition (Kafka's `shouldKeepAlive`);
+    /// every other member, static ones included, expires at its session timeout in every state. That matters
+    /// most while the group prepares a rebalance: a member that died without leaving never rejoins, and
+    /// removing it at its session timeout lets the join complete then, instead of at the rebalance deadline
+    /// (the largest `max.poll.interval.ms`, five minutes by default).
     pub fn tick(&mut self, now_ms: i64) -> Vec<Reply> {
         self.pending_members.retain(|_, expiry| *expiry > now_ms);
         let waiting_for_join = self.state == GroupState::PreparingRebalance;
@@ -939,7 +945,7 @@ impl ClassicGroup {
             .map(|(id, _)| id.clone())
             .collect();
         let mut replies = vec![];
-        if !expired.is_empty() && !waiting_for_join {
+        if !expired.is_empty() {
             for id in &expired {
                 self.members.remove(id);
             }

@@ -214,7 +214,12 @@ fn members_that_do_not_rejoin_in_time_are_dropped() {
     g.leave(&[("nobody".to_string(), None)], 4_000);
     join_new(&mut g, "c", &["range"], 5_000);
     g.join(request("a", &["range"]), 5_100, || unreachable!());
-    // b never rejoins: at the rebalance deadline (max rebalance timeout, 20 s) the phase completes without it.
+    // b keeps heartbeating but never rejoins: at the rebalance deadline (max rebalance timeout, 20 s) the phase
+    // completes without it.
+    for now in [12_000, 20_000] {
+        assert_eq!(g.heartbeat("b", None, 1, now), REBALANCE_IN_PROGRESS);
+        assert!(join_replies(&g.tick(now)).is_empty());
+    }
     assert!(join_replies(&g.tick(24_999)).is_empty());
     let replies = join_replies(&g.tick(25_000));
     assert_eq!(
@@ -239,6 +244,57 @@ fn an_expired_session_causes_a_rebalance() {
     let (_, replies) = g.join(request("a", &["range"]), 13_100, || unreachable!());
     assert_eq!(join_replies(&replies).len(), 1);
     assert_eq!(g.generation_id(), 2);
+}
+
+/// A member that died without leaving (b: no heartbeat since its sync at 3,000, 10 s session) must not hold up
+/// the join phase a new member starts: it is removed at its session timeout, and the join completes then with
+/// the members that rejoined, long before the 20 s rebalance deadline.
+#[test]
+fn a_dead_member_is_removed_at_its_session_timeout_while_the_group_prepares_a_rebalance() {
+    let mut g = stable_group(&["a", "b"]);
+    join_new(&mut g, "c", &["range"], 5_000);
+    assert_eq!(g.heartbeat("a", None, 1, 5_100), REBALANCE_IN_PROGRESS);
+    g.join(request("a", &["range"]), 5_200, || unreachable!());
+    assert!(
+        join_replies(&g.tick(12_999)).is_empty(),
+        "b's session lasts until 13,000"
+    );
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    let replies = join_replies(&g.tick(13_000));
+    assert_eq!(
+        replies.keys().cloned().collect::<Vec<_>>(),
+        vec!["a".to_string(), "c".to_string()],
+        "the join completes without b at b's session timeout"
+    );
+    assert_eq!(g.state(), GroupState::CompletingRebalance);
+    assert_eq!(g.generation_id(), 2);
+    assert_eq!(g.heartbeat("b", None, 2, 13_001), UNKNOWN_MEMBER_ID);
+}
+
+/// The same for a static member: Kafka removes static members at their session timeout too, and the instance
+/// id is free again afterwards.
+#[test]
+fn a_dead_static_member_is_removed_at_its_session_timeout_while_the_group_prepares_a_rebalance() {
+    let (mut g, m1, m2) = stable_static_group();
+    let (_, replies) = g.join(static_request("", "i3"), 5_000, || "m3".into());
+    assert!(replies.is_empty());
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    g.join(static_request(&m1, "i1"), 5_100, || unreachable!());
+    assert!(join_replies(&g.tick(12_999)).is_empty());
+    let replies = join_replies(&g.tick(13_000));
+    assert_eq!(
+        replies.keys().cloned().collect::<Vec<_>>(),
+        vec![m1.clone(), "m3".to_string()]
+    );
+    assert!(!g.member_ids().any(|id| id == m2));
+    let (outcome, _) = g.join(static_request("", "i2"), 13_100, || "m2-new".into());
+    assert_eq!(
+        outcome,
+        JoinOutcome::Pending {
+            member_id: "m2-new".into()
+        },
+        "i2 is free for a new member"
+    );
 }
 
 #[test]
