@@ -1,5 +1,6 @@
 //! Start-up and shutdown of the whole broker.
 
+use crate::broker::log_dir_lock::LogDirLocks;
 use crate::broker::metadata_store::FileMetadataStore;
 use crate::broker::{maintenance, Broker};
 use crate::config::broker::BrokerConfig;
@@ -22,6 +23,11 @@ pub async fn run(mut config: BrokerConfig) -> Result<(), String> {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not read or raise the open-file limit"),
     }
+    let dirs = config.log_dirs.clone();
+    let locks = tokio::task::spawn_blocking(move || LogDirLocks::acquire(&dirs))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     let listener = TcpListener::bind(config.listener)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listener))?;
@@ -32,9 +38,7 @@ pub async fn run(mut config: BrokerConfig) -> Result<(), String> {
     let data_dir = config.log_dirs.first().cloned().unwrap_or_default();
     let store = Box::new(FileMetadataStore::new(&data_dir));
     let broker = tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-        Broker::open(config, store).map_err(|e| e.to_string())
+        Broker::open_locked(config, store, locks).map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())??;

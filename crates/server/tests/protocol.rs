@@ -260,6 +260,92 @@ fn bad_settings_stop_the_broker_naming_the_setting() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("FERRITE_LOG_RETENTION_HOUR"));
 }
 
+/// Runs `ferrite` with `args` and returns (exit code, stderr) once it exits; a broker still running after 20 s
+/// is killed and reported as having started.
+fn run_to_exit(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "ferrite {args:?} started and kept running; stderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Two brokers on one log directory would overwrite each other's acknowledged records: the second one must
+/// refuse to start, naming the directory and the process that holds it, and the first goes on unharmed.
+#[test]
+fn a_second_broker_on_the_same_log_dirs_refuses_to_start() {
+    let mut broker = Broker::start(&[]);
+    let mut raw = Raw::connect(&broker);
+    let name = topic("locked");
+    create(&mut raw, &name);
+    assert_eq!(produce(&mut raw, &name, batch(None, "first")), (0, 0));
+
+    let data_dir = broker.data_dir().as_os_str().to_owned();
+    let args = [
+        std::ffi::OsStr::new("--listeners"),
+        std::ffi::OsStr::new("127.0.0.1:0"),
+        std::ffi::OsStr::new("--log-dirs"),
+        &data_dir,
+    ];
+    let (code, stderr) = run_to_exit(&args);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&*broker.data_dir().to_string_lossy()) && stderr.contains("in use"),
+        "names the directory: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("process {}", broker.pid())),
+        "names the holder: {stderr}"
+    );
+
+    assert_eq!(produce(&mut raw, &name, batch(None, "second")), (0, 1));
+    broker.kill9();
+    broker.restart();
+    let mut raw = Raw::connect(&broker);
+    assert_eq!(
+        produce(&mut raw, &name, batch(None, "third")),
+        (0, 2),
+        "the first broker's records are all there after a restart"
+    );
+}
+
+#[test]
+fn log_dirs_naming_a_file_says_it_is_not_a_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let args = [
+        std::ffi::OsStr::new("--listeners"),
+        std::ffi::OsStr::new("127.0.0.1:0"),
+        std::ffi::OsStr::new("--log-dirs"),
+        file.as_os_str(),
+    ];
+    let (code, stderr) = run_to_exit(&args);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is not a directory") && stderr.contains(&*file.to_string_lossy()),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn acks_all_needs_min_insync_replicas() {
     use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;

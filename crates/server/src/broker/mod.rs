@@ -5,6 +5,7 @@
 //! visible, and swap in new immutable [`Topic`] values.
 
 pub mod data_waiters;
+pub mod log_dir_lock;
 pub mod maintenance;
 pub mod metadata_store;
 pub mod topic;
@@ -15,6 +16,7 @@ use crate::config::topic::{effective_config, validate_topic_config, TopicOverrid
 use crate::groups::GroupCoordinator;
 use ferrite_log::file_names::partition_dir;
 use ferrite_log::{LogOptions, PartitionLog};
+use log_dir_lock::{LogDirError, LogDirLocks};
 use metadata_store::{ClusterMetadata, MetadataStore, StoreError, TopicRecord};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -39,6 +41,8 @@ pub enum TopicError {
     InvalidConfig(String),
     #[error("storage error: {0}")]
     Storage(String),
+    #[error(transparent)]
+    LogDir(#[from] LogDirError),
 }
 
 impl From<StoreError> for TopicError {
@@ -75,20 +79,32 @@ pub struct Broker {
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// Set once at the end of [`Broker::open`], after the topics it replays are open.
     groups: OnceLock<GroupCoordinator>,
+    /// Held while the broker runs, so no second broker opens the same log directories.
+    _log_dir_locks: LogDirLocks,
 }
 
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
 
 impl Broker {
-    /// Loads metadata and opens every partition log (recovering any that were not closed cleanly).
+    /// Locks the log directories, loads metadata and opens every partition log (recovering any that were not
+    /// closed cleanly).
     pub fn open(config: BrokerConfig, store: Box<dyn MetadataStore>) -> Result<Broker, TopicError> {
+        let locks = LogDirLocks::acquire(&config.log_dirs)?;
+        Self::open_locked(config, store, locks)
+    }
+
+    /// [`Broker::open`] with the log directories already locked (the server locks them before it binds its
+    /// listener, so a second broker on the same directories stops before it accepts anything).
+    pub fn open_locked(
+        config: BrokerConfig,
+        store: Box<dyn MetadataStore>,
+        locks: LogDirLocks,
+    ) -> Result<Broker, TopicError> {
         let data_dir = config
             .log_dirs
             .first()
             .cloned()
             .unwrap_or_else(|| PathBuf::from("./data"));
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|e| TopicError::Storage(format!("{}: {e}", data_dir.display())))?;
         let metadata = match store.load()? {
             Some(m) => m,
             None => {
@@ -115,6 +131,7 @@ impl Broker {
             metadata: Mutex::new(metadata),
             topics: RwLock::new(topics),
             groups: OnceLock::new(),
+            _log_dir_locks: locks,
         };
         let coordinator = GroupCoordinator::start(&broker)?;
         let _ = broker.groups.set(coordinator);

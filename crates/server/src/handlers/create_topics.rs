@@ -34,7 +34,7 @@ pub fn topic_error_code(e: &TopicError) -> i16 {
         TopicError::InvalidPartitions(_) => error_code::INVALID_PARTITIONS,
         TopicError::InvalidReplicationFactor(_) => error_code::INVALID_REPLICATION_FACTOR,
         TopicError::InvalidConfig(_) => error_code::INVALID_CONFIG,
-        TopicError::Storage(_) => error_code::KAFKA_STORAGE_ERROR,
+        TopicError::Storage(_) | TopicError::LogDir(_) => error_code::KAFKA_STORAGE_ERROR,
     }
 }
 
