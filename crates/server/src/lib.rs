@@ -6,6 +6,7 @@
 //!      ──> broker::maintenance (retention, flush.ms, checkpoints)
 //! ```
 
+pub mod authz;
 pub mod broker;
 pub mod config;
 pub mod groups;

@@ -2,6 +2,7 @@
 
 use super::util::{handle_with, str_bytes, topic_name};
 use super::Response;
+use crate::authz::{self, ResourceKind};
 use crate::broker::Broker;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
@@ -13,13 +14,15 @@ use uuid::Uuid;
 
 pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
     handle_with(frame, |request: ConsumerGroupDescribeRequest| {
+        let with_operations = request.include_authorized_operations;
         let mut response = ConsumerGroupDescribeResponse::default();
         response.groups = request
             .group_ids
             .into_iter()
             .map(|group_id| {
                 let mut g = DescribedGroup::default();
-                g.authorized_operations = i32::MIN;
+                g.authorized_operations =
+                    authz::if_requested(with_operations, ResourceKind::Group, &group_id.0);
                 let description = broker
                     .groups()
                     .and_then(|groups| groups.describe_consumer(&group_id.0));

@@ -1,7 +1,9 @@
-//! DescribeCluster (v0-2): this one broker and the cluster id.
+//! DescribeCluster (v0-2): this one broker, the cluster id, and the operations the client may perform on the
+//! cluster when it asks.
 
 use super::util::{handle_with, str_bytes};
 use super::Response;
+use crate::authz::{self, ResourceKind};
 use crate::broker::Broker;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -18,7 +20,11 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
         b.host = str_bytes(broker.config.advertised_host.clone());
         b.port = i32::from(broker.config.advertised_port);
         response.brokers = vec![b];
-        response.cluster_authorized_operations = i32::MIN;
+        response.cluster_authorized_operations = authz::if_requested(
+            request.include_cluster_authorized_operations,
+            ResourceKind::Cluster,
+            "kafka-cluster",
+        );
         response
     })
 }

@@ -3,6 +3,7 @@
 
 use super::util::{handle_with, str_bytes};
 use super::Response;
+use crate::authz::{self, ResourceKind};
 use crate::broker::Broker;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
@@ -12,13 +13,15 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
     let version = frame.version();
     handle_with(frame, |request: DescribeGroupsRequest| {
+        let with_operations = request.include_authorized_operations;
         let mut response = DescribeGroupsResponse::default();
         response.groups = request
             .groups
             .into_iter()
             .map(|group_id| {
                 let mut g = DescribedGroup::default();
-                g.authorized_operations = i32::MIN;
+                g.authorized_operations =
+                    authz::if_requested(with_operations, ResourceKind::Group, &group_id.0);
                 let is_consumer = broker
                     .groups()
                     .is_some_and(|groups| groups.is_consumer_group(&group_id.0));

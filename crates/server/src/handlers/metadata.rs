@@ -2,6 +2,7 @@
 
 use super::util::{decode, respond, str_bytes, topic_name};
 use super::Response;
+use crate::authz::{self, ResourceKind};
 use crate::broker::{topic_name::validate_topic_name, Broker, Topic};
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
@@ -10,12 +11,6 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use std::sync::Arc;
-
-/// "Authorized operations not requested", Kafka's sentinel.
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
-/// All topic operations allowed (no authorizer): READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
-/// ALTER_CONFIGS as a bit set over Kafka's AclOperation codes 3..=10.
-const ALL_TOPIC_OPERATIONS: i32 = 0b111_1111_1000;
 
 pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
     let request: MetadataRequest = match decode(frame) {
@@ -50,16 +45,21 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
         response.controller_id = BrokerId(broker.node_id());
     }
     if (8..=10).contains(&version) {
-        response.cluster_authorized_operations = OPERATIONS_NOT_REQUESTED;
+        response.cluster_authorized_operations = authz::if_requested(
+            request.include_cluster_authorized_operations,
+            ResourceKind::Cluster,
+            "kafka-cluster",
+        );
     }
     response.topics = topics;
     if version >= 8 {
         for t in &mut response.topics {
-            t.topic_authorized_operations = if request.include_topic_authorized_operations {
-                ALL_TOPIC_OPERATIONS
-            } else {
-                OPERATIONS_NOT_REQUESTED
-            };
+            let name = t.name.as_ref().map_or("", |n| n.0.as_str());
+            t.topic_authorized_operations = authz::if_requested(
+                request.include_topic_authorized_operations,
+                ResourceKind::Topic,
+                name,
+            );
         }
     }
     respond(frame, &response)
