@@ -43,8 +43,10 @@ const CLASSIC: [(&str, &str); 3] = [
 ];
 
 /// Broker settings for KIP-848 groups.
-const KIP848: [(&str, &str); 2] = [
+const KIP848: [(&str, &str); 4] = [
     ("group.consumer.heartbeat.interval.ms", "500"),
+    ("group.consumer.min.heartbeat.interval.ms", "500"),
+    ("group.consumer.min.session.timeout.ms", "1000"),
     ("offsets.topic.num.partitions", "4"),
 ];
 

@@ -280,6 +280,14 @@ impl ConsumerGroup {
         self.assignor
     }
 
+    /// Per-group configs (KIP-848 `consumer.session.timeout.ms`, `consumer.heartbeat.interval.ms`) changed:
+    /// session deadlines are measured with the new timeout from now on, and heartbeats answer with the new
+    /// interval.
+    pub fn set_timings(&mut self, session_timeout_ms: i32, heartbeat_interval_ms: i32) {
+        self.config.session_timeout_ms = session_timeout_ms;
+        self.config.heartbeat_interval_ms = heartbeat_interval_ms;
+    }
+
     pub fn member_ids(&self) -> impl Iterator<Item = &str> {
         self.members.keys().map(String::as_str)
     }

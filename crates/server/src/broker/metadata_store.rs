@@ -1,10 +1,12 @@
 //! Cluster metadata persisted in the data directory: topics (names, ids, partition counts, config overrides),
-//! the cluster id and the producer-id counter.
+//! the cluster id, the producer-id counter, dynamic broker configs and per-group configs.
 //!
 //! The broker keeps the whole [`ClusterMetadata`] in memory and saves a new snapshot on every change, atomically
 //! (temp file, fsync, rename, fsync directory). [`MetadataStore`] is the seam where the Raft metadata quorum
 //! will replace this single-node file.
 
+use crate::config::dynamic::DynamicBrokerConfigs;
+use crate::config::group::GroupOverrides;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,6 +27,12 @@ pub struct ClusterMetadata {
     /// The next producer id InitProducerId hands out; ids are never reused.
     pub next_producer_id: i64,
     pub topics: BTreeMap<String, TopicRecord>,
+    /// Broker configs changed live (AlterConfigs on the broker resource).
+    #[serde(default)]
+    pub broker_configs: DynamicBrokerConfigs,
+    /// Per-group configs (AlterConfigs on the group resource), by group id.
+    #[serde(default)]
+    pub group_configs: BTreeMap<String, GroupOverrides>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +124,18 @@ mod tests {
             cluster_id: "c".into(),
             next_producer_id: 7,
             topics: BTreeMap::new(),
+            broker_configs: DynamicBrokerConfigs::default(),
+            group_configs: BTreeMap::new(),
         };
+        metadata
+            .broker_configs
+            .default
+            .insert("log.retention.ms".into(), "1000".into());
+        metadata
+            .group_configs
+            .entry("g".into())
+            .or_default()
+            .insert("consumer.session.timeout.ms".into(), "50000".into());
         metadata.topics.insert(
             "t".into(),
             TopicRecord {
@@ -128,6 +147,14 @@ mod tests {
         );
         store.save(&metadata).expect("save");
         assert_eq!(store.load().expect("load"), Some(metadata));
+        // A file written before dynamic and group configs existed still loads.
+        std::fs::write(
+            dir.path().join(METADATA_FILE),
+            br#"{"cluster_id":"c","next_producer_id":7,"topics":{}}"#,
+        )
+        .expect("write");
+        let old = store.load().expect("load").expect("present");
+        assert!(old.broker_configs.default.is_empty() && old.group_configs.is_empty());
         std::fs::write(dir.path().join(METADATA_FILE), b"{broken").expect("write");
         assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
     }

@@ -5,6 +5,7 @@
 //! visible, and swap in new immutable [`Topic`] values.
 
 pub mod data_waiters;
+mod dynamic_configs;
 pub mod log_dir_lock;
 pub mod maintenance;
 pub mod metadata_store;
@@ -12,6 +13,7 @@ pub mod topic;
 pub mod topic_name;
 
 use crate::config::broker::BrokerConfig;
+use crate::config::dynamic::LiveConfig;
 use crate::config::topic::{effective_config, validate_topic_config, TopicOverrides};
 use crate::groups::GroupCoordinator;
 use ferrite_log::file_names::partition_dir;
@@ -39,6 +41,9 @@ pub enum TopicError {
     InvalidReplicationFactor(String),
     #[error("{0}")]
     InvalidConfig(String),
+    /// A request that makes no sense whatever the state (an unknown config operation, a bad resource name).
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error(transparent)]
@@ -70,7 +75,11 @@ pub struct Metrics {
 
 #[derive(Debug)]
 pub struct Broker {
+    /// The configuration as loaded at start-up; settings that can change live are read from
+    /// [`Broker::live_config`] instead.
     pub config: BrokerConfig,
+    /// The configuration with the dynamic broker configs applied (`dynamic_configs.rs`).
+    live: RwLock<Arc<LiveConfig>>,
     pub data_dir: PathBuf,
     pub metrics: Metrics,
     store: Box<dyn MetadataStore>,
@@ -112,19 +121,26 @@ impl Broker {
                     cluster_id: new_cluster_id(),
                     next_producer_id: 1000,
                     topics: BTreeMap::new(),
+                    broker_configs: Default::default(),
+                    group_configs: BTreeMap::new(),
                 };
                 store.save(&fresh)?;
                 fresh
             }
         };
+        let (live, skipped) = LiveConfig::new(&config, &metadata.broker_configs);
+        for setting in skipped {
+            tracing::warn!(%setting, "ignoring a stored dynamic broker config this version cannot apply");
+        }
         let mut topics = HashMap::new();
         for record in metadata.topics.values() {
-            let topic = open_topic(&config, &data_dir, record)?;
+            let topic = open_topic(&live.effective, &data_dir, record)?;
             topics.insert(record.name.clone(), Arc::new(topic));
         }
         let broker = Broker {
             cluster_id: metadata.cluster_id.clone(),
             config,
+            live: RwLock::new(Arc::new(live)),
             data_dir,
             metrics: Metrics::default(),
             store,
@@ -222,7 +238,7 @@ impl Broker {
             validate_topic_config(key, value)
                 .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
         }
-        effective_config(&self.config.topic_defaults, overrides)
+        effective_config(&self.live_config().effective.topic_defaults, overrides)
             .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
         Ok(())
     }
@@ -255,7 +271,7 @@ impl Broker {
             partitions,
             configs: overrides,
         };
-        let topic = open_topic(&self.config, &self.data_dir, &record)?;
+        let topic = open_topic(&self.live_config().effective, &self.data_dir, &record)?;
         metadata.topics.insert(name.to_string(), record);
         if let Err(e) = self.store.save(&metadata) {
             metadata.topics.remove(name);
@@ -370,7 +386,7 @@ impl Broker {
             validate_topic_config(key, value)
                 .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
         }
-        let effective = effective_config(&self.config.topic_defaults, &overrides)
+        let effective = effective_config(&self.live_config().effective.topic_defaults, &overrides)
             .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
         if validate_only {
             return Ok(());

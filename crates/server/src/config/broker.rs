@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use super::broker_table::{broker_setting, BrokerSettingDef, Update, BROKER_SETTINGS};
 use super::layers::{self, Setting, Settings};
 use super::topic::{ConfigSynonym, DescribedConfig, TopicDefaults};
 use super::value::Kind;
@@ -73,166 +74,16 @@ pub struct BrokerConfig {
     pub group_consumer_session_timeout_ms: i32,
     /// `group.consumer.heartbeat.interval.ms`.
     pub group_consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.min.session.timeout.ms` / `group.consumer.max.session.timeout.ms`: the range a group's
+    /// `consumer.session.timeout.ms` may take.
+    pub group_consumer_session_timeout_bounds_ms: (i32, i32),
+    /// `group.consumer.min.heartbeat.interval.ms` / `group.consumer.max.heartbeat.interval.ms`.
+    pub group_consumer_heartbeat_interval_bounds_ms: (i32, i32),
     /// Broker-wide defaults for topic configs (`log.retention.hours`, `log.segment.bytes`, ...).
     pub topic_defaults: TopicDefaults,
     /// The broker settings given explicitly, with where each came from; a name not here has its default. Kept
     /// for DescribeConfigs; topic-default settings keep theirs in `topic_defaults`.
     pub sources: BTreeMap<String, ConfigSource>,
-}
-
-/// A broker setting as DescribeConfigs reports it.
-struct BrokerSettingDef {
-    name: &'static str,
-    kind: Kind,
-    default: Option<&'static str>,
-    doc: &'static str,
-}
-
-const fn setting(
-    name: &'static str,
-    kind: Kind,
-    default: Option<&'static str>,
-    doc: &'static str,
-) -> BrokerSettingDef {
-    BrokerSettingDef {
-        name,
-        kind,
-        default,
-        doc,
-    }
-}
-
-const BROKER_SETTINGS: &[BrokerSettingDef] = &[
-    setting(
-        "node.id",
-        Kind::Int { min: 0 },
-        Some("1"),
-        "The id of this broker in the cluster.",
-    ),
-    setting(
-        "listeners",
-        Kind::Text,
-        Some("PLAINTEXT://127.0.0.1:9092"),
-        "The one PLAINTEXT address the broker accepts connections on.",
-    ),
-    setting(
-        "advertised.listeners",
-        Kind::Text,
-        None,
-        "The address clients are told to connect to; defaults to the listener's.",
-    ),
-    setting(
-        "log.dirs",
-        Kind::Text,
-        Some("./data"),
-        "Comma-separated directories holding the partition logs.",
-    ),
-    setting(
-        "num.partitions",
-        Kind::Int { min: 1 },
-        Some("1"),
-        "Partitions of a topic created without a count.",
-    ),
-    setting(
-        "default.replication.factor",
-        Kind::Int { min: 1 },
-        Some("1"),
-        "Replication factor of a topic created without one.",
-    ),
-    setting(
-        "auto.create.topics.enable",
-        Kind::Bool,
-        Some("true"),
-        "Whether producing to or fetching an unknown topic creates it.",
-    ),
-    setting(
-        "socket.request.max.bytes",
-        Kind::Int { min: 1 },
-        Some("104857600"),
-        "Largest request the broker reads from a socket.",
-    ),
-    setting(
-        "max.connections",
-        Kind::Int { min: 1 },
-        Some("10000"),
-        "Most client connections open at once.",
-    ),
-    setting(
-        "queued.max.requests",
-        Kind::Int { min: 1 },
-        Some("500"),
-        "Most requests in flight on one connection before the broker stops reading it.",
-    ),
-    setting(
-        "log.retention.check.interval.ms",
-        Kind::Long { min: 1 },
-        Some("300000"),
-        "How often logs are checked for segments past retention.",
-    ),
-    setting(
-        "log.flush.scheduler.interval.ms",
-        Kind::Long { min: 1 },
-        Some("1000"),
-        "How often logs are checked for flush.ms deadlines.",
-    ),
-    setting(
-        "offsets.topic.num.partitions",
-        Kind::Int { min: 1 },
-        Some("50"),
-        "Partitions of the __consumer_offsets topic.",
-    ),
-    setting(
-        "offsets.retention.minutes",
-        Kind::Long { min: 1 },
-        Some("10080"),
-        "How long committed offsets of a group without members are kept.",
-    ),
-    setting(
-        "offsets.retention.check.interval.ms",
-        Kind::Long { min: 1 },
-        Some("600000"),
-        "How often expired committed offsets are looked for.",
-    ),
-    setting(
-        "group.initial.rebalance.delay.ms",
-        Kind::Long { min: 0 },
-        Some("3000"),
-        "How long a new classic group waits for more members before its first generation.",
-    ),
-    setting(
-        "group.min.session.timeout.ms",
-        Kind::Int { min: 0 },
-        Some("6000"),
-        "Shortest session timeout a classic group member may ask for.",
-    ),
-    setting(
-        "group.max.session.timeout.ms",
-        Kind::Int { min: 0 },
-        Some("1800000"),
-        "Longest session timeout a classic group member may ask for.",
-    ),
-    setting(
-        "group.max.size",
-        Kind::Int { min: 1 },
-        Some("2147483647"),
-        "Most members in one group.",
-    ),
-    setting(
-        "group.consumer.session.timeout.ms",
-        Kind::Int { min: 1 },
-        Some("45000"),
-        "Session timeout of members of consumer-protocol (KIP-848) groups.",
-    ),
-    setting(
-        "group.consumer.heartbeat.interval.ms",
-        Kind::Int { min: 1 },
-        Some("5000"),
-        "Heartbeat interval given to members of consumer-protocol (KIP-848) groups.",
-    ),
-];
-
-fn broker_setting(name: &str) -> Option<&'static BrokerSettingDef> {
-    BROKER_SETTINGS.iter().find(|def| def.name == name)
 }
 
 /// Kafka's defaults (and Ferrite's documented ones where Kafka has none that fits).
@@ -261,6 +112,8 @@ impl Default for BrokerConfig {
             group_max_size: i32::MAX,
             group_consumer_session_timeout_ms: 45_000,
             group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_session_timeout_bounds_ms: (45_000, 60_000),
+            group_consumer_heartbeat_interval_bounds_ms: (5_000, 15_000),
             topic_defaults: TopicDefaults::default(),
             sources: BTreeMap::new(),
         }
@@ -293,11 +146,59 @@ impl BrokerConfig {
         }
         config.resolve_listeners(settings)?;
         config.resolve_log_dirs(settings)?;
+        config.check_consumer_group_bounds(settings)?;
         Ok(config)
     }
 
+    /// Kafka's start-up checks of the consumer-group timing settings against their bounds
+    /// (`GroupCoordinatorConfig`): each range is not empty, each default lies inside its range, and members
+    /// heartbeat more often than their session times out.
+    fn check_consumer_group_bounds(&self, settings: &Settings) -> Result<(), ConfigError> {
+        let (session_min, session_max) = self.group_consumer_session_timeout_bounds_ms;
+        let (heartbeat_min, heartbeat_max) = self.group_consumer_heartbeat_interval_bounds_ms;
+        let session = self.group_consumer_session_timeout_ms;
+        let heartbeat = self.group_consumer_heartbeat_interval_ms;
+        let checks = [
+            (
+                session_max >= session_min,
+                "group.consumer.max.session.timeout.ms",
+                "must be at least group.consumer.min.session.timeout.ms",
+            ),
+            (
+                heartbeat_max >= heartbeat_min,
+                "group.consumer.max.heartbeat.interval.ms",
+                "must be at least group.consumer.min.heartbeat.interval.ms",
+            ),
+            (
+                (session_min..=session_max).contains(&session),
+                "group.consumer.session.timeout.ms",
+                "must lie between group.consumer.min.session.timeout.ms and group.consumer.max.session.timeout.ms",
+            ),
+            (
+                (heartbeat_min..=heartbeat_max).contains(&heartbeat),
+                "group.consumer.heartbeat.interval.ms",
+                "must lie between group.consumer.min.heartbeat.interval.ms and group.consumer.max.heartbeat.interval.ms",
+            ),
+            (
+                heartbeat < session,
+                "group.consumer.heartbeat.interval.ms",
+                "must be less than group.consumer.session.timeout.ms",
+            ),
+        ];
+        match checks.into_iter().find(|(ok, _, _)| !ok) {
+            None => Ok(()),
+            Some((_, name, reason)) => {
+                let setting = settings.get(name).cloned().unwrap_or_else(|| Setting {
+                    value: self.value_of(name).unwrap_or_default(),
+                    source: ConfigSource::Default,
+                });
+                Err(invalid(name, &setting, reason.to_string()))
+            }
+        }
+    }
+
     /// Sets one broker setting; settings that depend on each other are resolved afterwards.
-    fn apply(&mut self, name: &str, setting: &Setting) -> Result<(), ConfigError> {
+    pub(super) fn apply(&mut self, name: &str, setting: &Setting) -> Result<(), ConfigError> {
         match name {
             "node.id" => self.node_id = parse_setting(name, setting)?,
             "num.partitions" => self.num_partitions = parse_setting(name, setting)?,
@@ -342,6 +243,18 @@ impl BrokerConfig {
             }
             "group.consumer.heartbeat.interval.ms" => {
                 self.group_consumer_heartbeat_interval_ms = parse_setting(name, setting)?
+            }
+            "group.consumer.min.session.timeout.ms" => {
+                self.group_consumer_session_timeout_bounds_ms.0 = parse_setting(name, setting)?
+            }
+            "group.consumer.max.session.timeout.ms" => {
+                self.group_consumer_session_timeout_bounds_ms.1 = parse_setting(name, setting)?
+            }
+            "group.consumer.min.heartbeat.interval.ms" => {
+                self.group_consumer_heartbeat_interval_bounds_ms.0 = parse_setting(name, setting)?
+            }
+            "group.consumer.max.heartbeat.interval.ms" => {
+                self.group_consumer_heartbeat_interval_bounds_ms.1 = parse_setting(name, setting)?
             }
             "listeners" | "advertised.listeners" | "log.dirs" | LOG_DIR_ALIAS => {}
             _ => {
@@ -415,8 +328,8 @@ impl BrokerConfig {
         }
     }
 
-    /// Every broker setting with its effective value and source, for DescribeConfigs on the broker resource
-    /// (name, value, source, is_sensitive=false, read_only=true). Ferrite has no dynamic broker configs.
+    /// Every broker setting with its value and source as loaded at start-up, for DescribeConfigs on the broker
+    /// resource; `LiveConfig::describe` adds what was changed since.
     pub fn describe(&self) -> Vec<DescribedConfig> {
         let mut entries: Vec<_> = BROKER_SETTINGS
             .iter()
@@ -426,7 +339,8 @@ impl BrokerConfig {
         entries
     }
 
-    fn describe_one(&self, def: &BrokerSettingDef) -> DescribedConfig {
+    /// One broker setting (not a topic default) as loaded; read-only unless it can change live.
+    pub(super) fn describe_one(&self, def: &BrokerSettingDef) -> DescribedConfig {
         let value = self.value_of(def.name);
         let source = self
             .sources
@@ -454,7 +368,7 @@ impl BrokerConfig {
             name: def.name.to_string(),
             value,
             source,
-            read_only: true,
+            read_only: def.update == Update::Static,
             is_sensitive: false,
             config_type: def.kind.config_type(),
             documentation: Some(def.doc.to_string()),
@@ -463,7 +377,7 @@ impl BrokerConfig {
     }
 
     /// The effective value of a broker setting, rendered from the typed fields so it cannot drift from them.
-    fn value_of(&self, name: &str) -> Option<String> {
+    pub(super) fn value_of(&self, name: &str) -> Option<String> {
         Some(match name {
             "node.id" => self.node_id.to_string(),
             "listeners" => format!("{PLAINTEXT}://{}", self.listener),
@@ -504,6 +418,20 @@ impl BrokerConfig {
             "group.consumer.heartbeat.interval.ms" => {
                 self.group_consumer_heartbeat_interval_ms.to_string()
             }
+            "group.consumer.min.session.timeout.ms" => {
+                self.group_consumer_session_timeout_bounds_ms.0.to_string()
+            }
+            "group.consumer.max.session.timeout.ms" => {
+                self.group_consumer_session_timeout_bounds_ms.1.to_string()
+            }
+            "group.consumer.min.heartbeat.interval.ms" => self
+                .group_consumer_heartbeat_interval_bounds_ms
+                .0
+                .to_string(),
+            "group.consumer.max.heartbeat.interval.ms" => self
+                .group_consumer_heartbeat_interval_bounds_ms
+                .1
+                .to_string(),
             _ => return None,
         })
     }
@@ -591,299 +519,4 @@ fn host_port(host: &str, port: u16) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn toml_file(text: &str) -> tempfile::NamedTempFile {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        file.write_all(text.as_bytes()).unwrap();
-        file
-    }
-
-    fn with_overrides(items: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
-        BrokerConfig::load(None, Vec::new(), &pairs(items))
-    }
-
-    fn entry(config: &BrokerConfig, name: &str) -> DescribedConfig {
-        config
-            .describe()
-            .into_iter()
-            .find(|e| e.name == name)
-            .unwrap()
-    }
-
-    #[test]
-    fn defaults_equal_kafkas_and_ferrites_documented_ones() {
-        let config = BrokerConfig::load(None, Vec::new(), &[]).unwrap();
-        assert_eq!(config, BrokerConfig::default());
-        assert_eq!(config.node_id, 1);
-        assert_eq!(config.listener, "127.0.0.1:9092".parse().unwrap());
-        assert_eq!(
-            (config.advertised_host.as_str(), config.advertised_port),
-            ("127.0.0.1", 9092)
-        );
-        assert_eq!(config.log_dirs, vec![PathBuf::from("./data")]);
-        assert_eq!(
-            (config.num_partitions, config.default_replication_factor),
-            (1, 1)
-        );
-        assert!(config.auto_create_topics_enable);
-        assert_eq!(config.socket_request_max_bytes, 104_857_600);
-        assert_eq!(
-            (config.max_connections, config.queued_max_requests),
-            (10_000, 500)
-        );
-        assert_eq!(config.log_retention_check_interval_ms, 300_000);
-        assert_eq!(config.log_flush_scheduler_interval_ms, 1000);
-        assert_eq!(config.offsets_topic_num_partitions, 50);
-        assert_eq!(config.topic_defaults, TopicDefaults::default());
-    }
-
-    #[test]
-    fn precedence_is_file_then_env_then_override() {
-        let file = toml_file("num.partitions = 2\nnode.id = 7\n");
-        let env = pairs(&[
-            ("FERRITE_NUM_PARTITIONS", "3"),
-            ("FERRITE_LOG_RETENTION_HOURS", "24"),
-        ]);
-        let overrides = pairs(&[("num.partitions", "4")]);
-        let all = BrokerConfig::load(Some(file.path()), env.clone(), &overrides).unwrap();
-        assert_eq!((all.num_partitions, all.node_id), (4, 7));
-        assert_eq!(all.sources["num.partitions"], ConfigSource::CommandLine);
-        assert_eq!(all.sources["node.id"], ConfigSource::StaticFile);
-        let no_flags = BrokerConfig::load(Some(file.path()), env, &[]).unwrap();
-        assert_eq!(no_flags.num_partitions, 3);
-        assert_eq!(
-            no_flags.sources["num.partitions"],
-            ConfigSource::Environment
-        );
-        let retention = no_flags.topic_defaults.get("retention.ms").unwrap();
-        assert_eq!(
-            (retention.value.as_str(), retention.source),
-            ("86400000", ConfigSource::Environment)
-        );
-        let file_only = BrokerConfig::load(Some(file.path()), Vec::new(), &[]).unwrap();
-        assert_eq!(file_only.num_partitions, 2);
-    }
-
-    #[test]
-    fn toml_accepts_nested_and_quoted_keys() {
-        let file = toml_file(
-            r#"
-            "log.retention.hours" = 1
-            log.segment.bytes = 2048
-            log.dirs = ["/var/ferrite/a", "/var/ferrite/b"]
-            [auto.create.topics]
-            enable = false
-            "#,
-        );
-        let config = BrokerConfig::load(Some(file.path()), Vec::new(), &[]).unwrap();
-        assert!(!config.auto_create_topics_enable);
-        assert_eq!(config.log_dirs.len(), 2);
-        let effective =
-            super::super::topic::effective_config(&config.topic_defaults, &Default::default())
-                .unwrap();
-        assert_eq!(
-            (effective.log.retention_ms, effective.log.segment_bytes),
-            (3_600_000, 2048)
-        );
-    }
-
-    #[test]
-    fn unknown_settings_are_named_whatever_the_layer() {
-        let error = with_overrides(&[("process.roles", "broker")]).unwrap_err();
-        assert!(matches!(
-            &error,
-            ConfigError::UnknownSetting {
-                origin: ConfigSource::CommandLine,
-                ..
-            }
-        ));
-        assert!(error.to_string().contains("process.roles"), "{error}");
-        let env = pairs(&[("FERRITE_LOG_RETENTION_HOUR", "1")]);
-        let error = BrokerConfig::load(None, env, &[]).unwrap_err();
-        assert_eq!(error.setting_name(), Some("log.retention.hour"));
-        let file = toml_file("controller.quorum.voters = \"1@localhost:9093\"\n");
-        let error = BrokerConfig::load(Some(file.path()), Vec::new(), &[]).unwrap_err();
-        assert_eq!(error.setting_name(), Some("controller.quorum.voters"));
-    }
-
-    #[test]
-    fn ignored_and_foreign_environment_variables_are_skipped() {
-        let env = pairs(&[
-            ("FERRITE_CONFIG", "/etc/ferrite.toml"),
-            ("FERRITE_LOG", "debug"),
-            ("HOME", "/root"),
-        ]);
-        assert_eq!(
-            BrokerConfig::load(None, env, &[]).unwrap(),
-            BrokerConfig::default()
-        );
-    }
-
-    #[test]
-    fn invalid_values_are_named() {
-        for (name, value) in [
-            ("num.partitions", "-1"),
-            ("num.partitions", "many"),
-            ("node.id", "-1"),
-            ("default.replication.factor", "40000"),
-            ("auto.create.topics.enable", "yes"),
-            ("log.message.timestamp.type", "BrokerTime"),
-            ("compression.type", "brotli"),
-            ("log.cleaner.min.cleanable.ratio", "2"),
-            ("listeners", "SSL://127.0.0.1:9093"),
-            (
-                "listeners",
-                "PLAINTEXT://127.0.0.1:9092,PLAINTEXT://127.0.0.1:9093",
-            ),
-            ("listeners", "127.0.0.1"),
-            ("listeners", "127.0.0.1:99999"),
-            ("advertised.listeners", "PLAINTEXT://0.0.0.0:9092"),
-            ("log.dirs", " , "),
-        ] {
-            let error = with_overrides(&[(name, value)]).unwrap_err();
-            assert_eq!(error.setting_name(), Some(name), "{name}={value}: {error}");
-            assert!(error.to_string().contains(name), "{error}");
-        }
-    }
-
-    #[test]
-    fn listener_forms_and_advertised_defaults() {
-        let wildcard = with_overrides(&[("listeners", "0.0.0.0:9093")]).unwrap();
-        assert_eq!(wildcard.listener, "0.0.0.0:9093".parse().unwrap());
-        assert_eq!(
-            (wildcard.advertised_host.as_str(), wildcard.advertised_port),
-            ("127.0.0.1", 9093)
-        );
-        let empty_host = with_overrides(&[("listeners", "PLAINTEXT://:9094")]).unwrap();
-        assert!(empty_host.listener.ip().is_unspecified());
-        let v6 = with_overrides(&[("listeners", "plaintext://[::1]:9095")]).unwrap();
-        assert_eq!(v6.advertised_host, "::1");
-        assert_eq!(
-            entry(&v6, "advertised.listeners").value.as_deref(),
-            Some("PLAINTEXT://[::1]:9095")
-        );
-        let named = with_overrides(&[("listeners", "localhost:9096")]).unwrap();
-        assert_eq!(named.advertised_host, "localhost");
-        let advertised = with_overrides(&[
-            ("listeners", "0.0.0.0:0"),
-            ("advertised.listeners", "PLAINTEXT://broker.example:19092"),
-        ])
-        .unwrap();
-        assert_eq!(
-            (
-                advertised.advertised_host.as_str(),
-                advertised.advertised_port
-            ),
-            ("broker.example", 19092)
-        );
-        let ephemeral = with_overrides(&[("listeners", "127.0.0.1:0")]).unwrap();
-        assert_eq!(ephemeral.advertised_port_or(40_000), 40_000);
-        assert_eq!(advertised.advertised_port_or(40_000), 19092);
-    }
-
-    #[test]
-    fn log_dirs_wins_over_log_dir() {
-        let single = with_overrides(&[("log.dir", "/tmp/one")]).unwrap();
-        assert_eq!(single.log_dirs, vec![PathBuf::from("/tmp/one")]);
-        assert_eq!(entry(&single, "log.dirs").source, ConfigSource::CommandLine);
-        let env = pairs(&[("FERRITE_LOG_DIR", "/tmp/one")]);
-        let both =
-            BrokerConfig::load(None, env, &pairs(&[("log.dirs", "/tmp/a, /tmp/b")])).unwrap();
-        assert_eq!(
-            both.log_dirs,
-            vec![PathBuf::from("/tmp/a"), PathBuf::from("/tmp/b")]
-        );
-    }
-
-    #[test]
-    fn describe_reports_values_sources_and_synonyms() {
-        let config = with_overrides(&[("node.id", "3"), ("log.retention.hours", "1")]).unwrap();
-        let entries = config.describe();
-        assert!(entries
-            .iter()
-            .all(|e| e.read_only && !e.is_sensitive && e.documentation.is_some()));
-        let node = entry(&config, "node.id");
-        assert_eq!(
-            (node.value.as_deref(), node.source.kafka_code()),
-            (Some("3"), 4)
-        );
-        let expected = vec![
-            ConfigSynonym {
-                name: "node.id".into(),
-                value: "3".into(),
-                source: ConfigSource::CommandLine,
-            },
-            ConfigSynonym {
-                name: "node.id".into(),
-                value: "1".into(),
-                source: ConfigSource::Default,
-            },
-        ];
-        assert_eq!(node.synonyms, expected);
-        let partitions = entry(&config, "num.partitions");
-        assert_eq!(
-            (partitions.value.as_deref(), partitions.source.kafka_code()),
-            (Some("1"), 5)
-        );
-        let hours = entry(&config, "log.retention.hours");
-        assert_eq!(
-            (hours.value.as_deref(), hours.source),
-            (Some("1"), ConfigSource::CommandLine)
-        );
-        assert_eq!(
-            entry(&config, "listeners").value.as_deref(),
-            Some("PLAINTEXT://127.0.0.1:9092")
-        );
-    }
-
-    #[test]
-    fn described_defaults_match_the_typed_defaults() {
-        let config = BrokerConfig::default();
-        for def in BROKER_SETTINGS {
-            let value = config.value_of(def.name);
-            assert!(value.is_some(), "{} has no value", def.name);
-            if let Some(default) = def.default {
-                assert_eq!(value.as_deref(), Some(default), "{}", def.name);
-            }
-            assert!(
-                !TopicDefaults::is_broker_synonym(def.name),
-                "{} in both tables",
-                def.name
-            );
-        }
-    }
-
-    #[test]
-    fn every_described_name_is_accepted_back() {
-        let config = BrokerConfig::default();
-        let round_trip: Vec<_> = config
-            .describe()
-            .into_iter()
-            .filter_map(|e| e.value.map(|value| (e.name, value)))
-            .collect();
-        let reloaded = BrokerConfig::load(None, Vec::new(), &round_trip).unwrap();
-        assert_eq!(
-            reloaded
-                .describe()
-                .iter()
-                .map(|e| &e.value)
-                .collect::<Vec<_>>(),
-            config
-                .describe()
-                .iter()
-                .map(|e| &e.value)
-                .collect::<Vec<_>>()
-        );
-    }
-}
+mod tests;

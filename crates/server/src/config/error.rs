@@ -19,6 +19,12 @@ pub enum ConfigSource {
     CommandLine,
     /// A per-topic override stored in topic metadata.
     DynamicTopic,
+    /// Set live for this broker (AlterConfigs on the broker resource named by its id).
+    DynamicBroker,
+    /// Set live for every broker (AlterConfigs on the broker resource with an empty name).
+    DynamicDefaultBroker,
+    /// A per-group override (KIP-848 group configs).
+    Group,
 }
 
 impl ConfigSource {
@@ -27,8 +33,23 @@ impl ConfigSource {
     pub fn kafka_code(self) -> i8 {
         match self {
             ConfigSource::DynamicTopic => 1,
+            ConfigSource::DynamicBroker => 2,
+            ConfigSource::DynamicDefaultBroker => 3,
             ConfigSource::StaticFile | ConfigSource::Environment | ConfigSource::CommandLine => 4,
             ConfigSource::Default => 5,
+            ConfigSource::Group => 8,
+        }
+    }
+
+    /// Precedence among the places a broker-level value can come from: a lower rank wins. The three static
+    /// places share a rank because they were merged into one value when the broker started.
+    pub fn broker_rank(self) -> u8 {
+        match self {
+            ConfigSource::DynamicTopic | ConfigSource::Group => 0,
+            ConfigSource::DynamicBroker => 1,
+            ConfigSource::DynamicDefaultBroker => 2,
+            ConfigSource::StaticFile | ConfigSource::Environment | ConfigSource::CommandLine => 3,
+            ConfigSource::Default => 4,
         }
     }
 }
@@ -41,6 +62,9 @@ impl fmt::Display for ConfigSource {
             ConfigSource::Environment => "environment",
             ConfigSource::CommandLine => "command line",
             ConfigSource::DynamicTopic => "topic config",
+            ConfigSource::DynamicBroker => "dynamic broker config",
+            ConfigSource::DynamicDefaultBroker => "dynamic default broker config",
+            ConfigSource::Group => "group config",
         })
     }
 }
@@ -93,6 +117,9 @@ mod tests {
         assert_eq!(ConfigSource::Environment.kafka_code(), 4);
         assert_eq!(ConfigSource::CommandLine.kafka_code(), 4);
         assert_eq!(ConfigSource::Default.kafka_code(), 5);
+        assert_eq!(ConfigSource::DynamicBroker.kafka_code(), 2);
+        assert_eq!(ConfigSource::DynamicDefaultBroker.kafka_code(), 3);
+        assert_eq!(ConfigSource::Group.kafka_code(), 8);
     }
 
     #[test]

@@ -320,7 +320,7 @@ fn describe_one(
             ConfigSource::DynamicTopic,
         ));
     }
-    synonyms.extend(defaults.synonym_chain(def));
+    synonyms.extend(defaults.synonym_chain(def, true));
     let value = override_value
         .or_else(|| defaults.get(def.name).map(|d| d.value))
         .unwrap_or_else(|| def.default.to_string());

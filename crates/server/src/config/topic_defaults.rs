@@ -1,6 +1,11 @@
 //! Broker-wide defaults for topic configs, from Kafka's broker synonyms: `log.retention.hours=1` makes every
 //! topic without its own `retention.ms` keep records for an hour. The first synonym set wins, in Kafka's order
 //! (`log.retention.ms` > `log.retention.minutes` > `log.retention.hours`).
+//!
+//! A synonym may be set at three levels, as in Kafka: dynamically for this broker, dynamically for every broker
+//! (the cluster-wide default), and statically (file, environment, command line). For each synonym name the
+//! highest level set gives its value; then the first name with a value wins, which is how Kafka merges dynamic
+//! properties over static ones before it reads `log.retention.ms`, then `.minutes`, then `.hours`.
 
 use std::collections::BTreeMap;
 
@@ -14,8 +19,8 @@ use super::value::{config_type, parse_integer};
 /// [`TopicDefaults::get`], which also says which synonym set it and from where.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TopicDefaults {
-    /// Broker synonyms set in the file, environment or command line.
-    set: BTreeMap<&'static str, SetSynonym>,
+    /// Broker synonyms that are set, by (name, [`ConfigSource::broker_rank`] of the level that set it).
+    set: BTreeMap<(&'static str, u8), SetSynonym>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +49,8 @@ impl TopicDefaults {
         synonym_def(name).is_some()
     }
 
-    /// Records broker synonym `name` (such as `log.retention.hours`) from the file, environment or command line.
+    /// Records broker synonym `name` (such as `log.retention.hours`) at the level of `source`: the file,
+    /// environment or command line, or a dynamic broker config.
     pub fn set(
         &mut self,
         name: &str,
@@ -70,8 +76,37 @@ impl TopicDefaults {
             topic_value,
             source,
         };
-        self.set.insert(synonym.name, entry);
+        self.set.insert((synonym.name, source.broker_rank()), entry);
         Ok(())
+    }
+
+    /// Checks a value for broker synonym `name` and returns it as Kafka reports it back.
+    pub fn normalize_synonym(name: &str, value: &str) -> Result<String, ConfigError> {
+        let mut scratch = TopicDefaults::default();
+        scratch.set(name, value, ConfigSource::DynamicBroker)?;
+        Ok(scratch
+            .set
+            .into_values()
+            .next()
+            .map_or_else(|| value.trim().to_string(), |set| set.value))
+    }
+
+    /// The value of synonym `name` at its highest level set, if any.
+    fn highest(&self, name: &str) -> Option<&SetSynonym> {
+        self.set
+            .iter()
+            .find(|((n, _), _)| *n == name)
+            .map(|(_, set)| set)
+    }
+
+    /// The values set at one level, as (synonym name, value in the synonym's units).
+    pub fn set_at(&self, source: ConfigSource) -> Vec<(&'static str, String)> {
+        let rank = source.broker_rank();
+        self.set
+            .iter()
+            .filter(|((_, r), _)| *r == rank)
+            .map(|((name, _), set)| (*name, set.value.clone()))
+            .collect()
     }
 
     /// The broker-wide default of topic config `topic_config`: the first broker synonym set, else Kafka's
@@ -79,7 +114,7 @@ impl TopicDefaults {
     pub fn get(&self, topic_config: &str) -> Option<TopicDefault> {
         let def = topic_def(topic_config)?;
         let from_synonym = def.synonyms.iter().find_map(|synonym| {
-            let set = self.set.get(synonym.name)?;
+            let set = self.highest(synonym.name)?;
             Some(TopicDefault {
                 value: set.topic_value.clone(),
                 source: set.source,
@@ -93,12 +128,26 @@ impl TopicDefaults {
         }))
     }
 
-    /// Kafka's synonym list for a topic config's broker side: the synonyms set statically, in precedence order,
-    /// then those with a Kafka default.
-    pub(super) fn synonym_chain(&self, def: &TopicConfigDef) -> Vec<ConfigSynonym> {
-        let set = def.synonyms.iter().filter_map(|synonym| {
-            let set = self.set.get(synonym.name)?;
-            Some(ConfigSynonym::new(synonym.name, &set.value, set.source))
+    /// Kafka's synonym list for a topic config's broker side (`ConfigHelper.configSynonyms`): level by level
+    /// (dynamic for this broker, dynamic default, static), the synonyms set at that level in precedence order;
+    /// then those with a Kafka default. `with_broker_level` false leaves out the first level, as Kafka does when
+    /// it describes the cluster-wide default entity.
+    pub(super) fn synonym_chain(
+        &self,
+        def: &TopicConfigDef,
+        with_broker_level: bool,
+    ) -> Vec<ConfigSynonym> {
+        let first_rank = if with_broker_level {
+            ConfigSource::DynamicBroker.broker_rank()
+        } else {
+            ConfigSource::DynamicDefaultBroker.broker_rank()
+        };
+        let ranks = first_rank..=ConfigSource::StaticFile.broker_rank();
+        let set = ranks.flat_map(|rank| {
+            def.synonyms.iter().filter_map(move |synonym| {
+                let set = self.set.get(&(synonym.name, rank))?;
+                Some(ConfigSynonym::new(synonym.name, &set.value, set.source))
+            })
         });
         let defaults = def.synonyms.iter().filter_map(|synonym| {
             let default = synonym.default?;
@@ -111,36 +160,65 @@ impl TopicDefaults {
         set.chain(defaults).collect()
     }
 
-    /// DescribeConfigs entries for the broker synonyms, for the broker resource.
+    /// DescribeConfigs entries for the broker synonyms, for the broker resource. Every one of them can be
+    /// changed live, so none is read-only.
     pub fn describe_broker_synonyms(&self) -> Vec<DescribedConfig> {
         TOPIC_CONFIGS
             .iter()
             .flat_map(|def| {
-                let chain = self.synonym_chain(def);
+                let chain = self.synonym_chain(def, true);
                 def.synonyms.iter().map(move |synonym| {
-                    // Kafka drops the synonyms ranked above the described one (`dropWhile` in ConfigHelper).
-                    let synonyms: Vec<_> = chain
-                        .iter()
-                        .skip_while(|s| s.name != synonym.name)
-                        .cloned()
-                        .collect();
-                    let set = self.set.get(synonym.name);
+                    let set = self.highest(synonym.name);
                     DescribedConfig {
                         name: synonym.name.to_string(),
                         value: set
                             .map(|s| s.value.clone())
                             .or(synonym.default.map(str::to_string)),
                         source: set.map_or(ConfigSource::Default, |s| s.source),
-                        read_only: true,
+                        read_only: false,
                         is_sensitive: false,
                         config_type: synonym_config_type(def, synonym.ms_per_unit),
                         documentation: Some(synonym_doc(def.name, synonym.ms_per_unit)),
-                        synonyms,
+                        synonyms: synonyms_from(&chain, synonym.name),
                     }
                 })
             })
             .collect()
     }
+
+    /// DescribeConfigs entries for the synonyms set as cluster-wide dynamic defaults: what Kafka answers for the
+    /// broker resource with an empty name.
+    pub fn describe_dynamic_defaults(&self) -> Vec<DescribedConfig> {
+        let rank = ConfigSource::DynamicDefaultBroker.broker_rank();
+        TOPIC_CONFIGS
+            .iter()
+            .flat_map(|def| {
+                let chain = self.synonym_chain(def, false);
+                def.synonyms.iter().filter_map(move |synonym| {
+                    let set = self.set.get(&(synonym.name, rank))?;
+                    Some(DescribedConfig {
+                        name: synonym.name.to_string(),
+                        value: Some(set.value.clone()),
+                        source: set.source,
+                        read_only: false,
+                        is_sensitive: false,
+                        config_type: synonym_config_type(def, synonym.ms_per_unit),
+                        documentation: Some(synonym_doc(def.name, synonym.ms_per_unit)),
+                        synonyms: synonyms_from(&chain, synonym.name),
+                    })
+                })
+            })
+            .collect()
+    }
+}
+
+/// Kafka drops the synonyms ranked above the described one (`dropWhile` in ConfigHelper).
+fn synonyms_from(chain: &[ConfigSynonym], name: &str) -> Vec<ConfigSynonym> {
+    chain
+        .iter()
+        .skip_while(|s| s.name != name)
+        .cloned()
+        .collect()
 }
 
 /// A broker synonym value, canonical in its own units and converted to the topic config's units. Kafka maps any
@@ -195,7 +273,9 @@ fn synonym_doc(topic_config: &str, ms_per_unit: i64) -> String {
 mod tests {
     use super::super::topic::{effective_config, TopicOverrides};
     use super::*;
-    use ConfigSource::{Default as Dflt, Environment, StaticFile};
+    use ConfigSource::{
+        Default as Dflt, DynamicBroker, DynamicDefaultBroker, Environment, StaticFile,
+    };
 
     fn defaults(pairs: &[(&str, &str, ConfigSource)]) -> TopicDefaults {
         let mut defaults = TopicDefaults::default();
@@ -283,7 +363,7 @@ mod tests {
         let hours = described(&entries, "log.retention.hours");
         assert_eq!(hours.value.as_deref(), Some("24"));
         assert_eq!(hours.source, Environment);
-        assert!(hours.read_only);
+        assert!(!hours.read_only, "every topic default can change live");
         assert_eq!(hours.config_type, config_type::INT);
         assert_eq!(
             hours.synonyms,
@@ -297,6 +377,51 @@ mod tests {
         assert!(
             ms.synonyms.is_empty(),
             "Kafka drops synonyms ranked above the described name"
+        );
+    }
+
+    #[test]
+    fn dynamic_levels_win_per_name_then_names_keep_their_precedence() {
+        let retention = |d: &TopicDefaults| {
+            effective_config(d, &TopicOverrides::new())
+                .unwrap()
+                .log
+                .retention_ms
+        };
+        let mut d = defaults(&[("log.retention.hours", "1", StaticFile)]);
+        d.set("log.retention.hours", "3", DynamicDefaultBroker)
+            .unwrap();
+        assert_eq!(retention(&d), 3 * 3_600_000);
+        d.set("log.retention.hours", "2", DynamicBroker).unwrap();
+        assert_eq!(retention(&d), 2 * 3_600_000);
+        // Kafka merges dynamic over static per name, then reads ms > minutes > hours: a static
+        // log.retention.minutes still beats a dynamic log.retention.hours.
+        d.set("log.retention.minutes", "5", StaticFile).unwrap();
+        assert_eq!(retention(&d), 300_000);
+        let topic_entries = super::super::topic::describe_topic(&d, &TopicOverrides::new());
+        let entry = described(&topic_entries, "retention.ms");
+        assert_eq!(entry.value.as_deref(), Some("300000"));
+        assert_eq!(
+            entry.synonyms,
+            vec![
+                synonym("log.retention.hours", "2", DynamicBroker),
+                synonym("log.retention.hours", "3", DynamicDefaultBroker),
+                synonym("log.retention.minutes", "5", StaticFile),
+                synonym("log.retention.hours", "1", StaticFile),
+                synonym("log.retention.hours", "168", Dflt),
+            ],
+            "level by level, as Kafka lists them"
+        );
+        let defaults_only = d.describe_dynamic_defaults();
+        assert_eq!(defaults_only.len(), 1);
+        assert_eq!(
+            (defaults_only[0].name.as_str(), defaults_only[0].source),
+            ("log.retention.hours", DynamicDefaultBroker)
+        );
+        assert_eq!(
+            defaults_only[0].synonyms[0],
+            synonym("log.retention.hours", "3", DynamicDefaultBroker),
+            "the default entity's synonyms leave out the per-broker level"
         );
     }
 }

@@ -17,6 +17,7 @@
 use super::offsets_log::{wait_durable, Record};
 use super::{now_ms, GroupCoordinator};
 use crate::broker::{Broker, Partition};
+use crate::config::group::GroupTimings;
 use ferrite_coordinator::consumer_group_records::ConsumerGroupImage;
 use ferrite_coordinator::group::consumer::{
     GroupDescription, HeartbeatRequest, HeartbeatResponse, TopicView,
@@ -99,7 +100,7 @@ impl GroupCoordinator {
             }
             groups.classic.remove(group_id);
         }
-        let config = self.consumer_config.clone();
+        let config = self.consumer_config_for(broker, group_id);
         let entry = groups
             .consumer
             .entry(group_id.to_string())
@@ -186,6 +187,30 @@ impl GroupCoordinator {
             if let Err(e) = self.persist_consumer(group_id, entry, now) {
                 tracing::error!(group = %group_id, error = %e, "writing restored consumer group failed");
             }
+        }
+    }
+
+    /// The settings a consumer group starts with: the broker's, with the group's own configs applied.
+    pub(super) fn consumer_config_for(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+    ) -> ConsumerGroupConfig {
+        let timings = broker.group_timings(group_id);
+        ConsumerGroupConfig {
+            session_timeout_ms: timings.session_timeout_ms,
+            heartbeat_interval_ms: timings.heartbeat_interval_ms,
+            ..self.consumer_config.clone()
+        }
+    }
+
+    /// A group's configs changed: its members get the new session timeout and heartbeat interval from now
+    /// on (the next heartbeat's answer carries the interval; the session deadline moves at once).
+    pub fn apply_group_timings(&self, group_id: &str, timings: GroupTimings) {
+        if let Some(entry) = self.lock().consumer.get_mut(group_id) {
+            entry
+                .group
+                .set_timings(timings.session_timeout_ms, timings.heartbeat_interval_ms);
         }
     }
 

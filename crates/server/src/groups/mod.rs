@@ -134,6 +134,12 @@ impl GroupCoordinator {
             })
             .map_err(|e| TopicError::Storage(format!("replaying __consumer_offsets: {e}")))?;
         replayed.restore(&mut groups, &settings, &consumer_config, broker);
+        for (group_id, entry) in groups.consumer.iter_mut() {
+            let timings = broker.group_timings(group_id);
+            entry
+                .group
+                .set_timings(timings.session_timeout_ms, timings.heartbeat_interval_ms);
+        }
         tracing::info!(
             groups = groups.classic.len(),
             consumer_groups = groups.consumer.len(),

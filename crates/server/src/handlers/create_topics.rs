@@ -34,6 +34,7 @@ pub fn topic_error_code(e: &TopicError) -> i16 {
         TopicError::InvalidPartitions(_) => error_code::INVALID_PARTITIONS,
         TopicError::InvalidReplicationFactor(_) => error_code::INVALID_REPLICATION_FACTOR,
         TopicError::InvalidConfig(_) => error_code::INVALID_CONFIG,
+        TopicError::InvalidRequest(_) => error_code::INVALID_REQUEST,
         TopicError::Storage(_) | TopicError::LogDir(_) => error_code::KAFKA_STORAGE_ERROR,
     }
 }
@@ -110,7 +111,7 @@ fn create(
 }
 
 fn created_configs(broker: &Broker, overrides: &TopicOverrides) -> Vec<CreatableTopicConfigs> {
-    describe_topic(&broker.config.topic_defaults, overrides)
+    describe_topic(&broker.live_config().effective.topic_defaults, overrides)
         .into_iter()
         .map(|d| {
             let mut c = CreatableTopicConfigs::default();

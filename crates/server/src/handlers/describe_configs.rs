@@ -1,8 +1,10 @@
-//! DescribeConfigs (v1-4): topic configs with values, sources and synonyms; the broker's static settings.
+//! DescribeConfigs (v1-4) with values, sources and synonyms: a topic's configs; a broker's (its node id: every
+//! setting, static and dynamic) or the cluster-wide dynamic defaults (the empty name); a KIP-848 group's.
 
 use super::util::{handle_with, str_bytes};
 use super::Response;
 use crate::broker::Broker;
+use crate::config::group::describe_group;
 use crate::config::topic::{describe_topic, DescribedConfig};
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
@@ -13,6 +15,8 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+/// Kafka's ConfigResource.Type GROUP (KIP-848 group configs); not the ACL resource type 3.
+pub const RESOURCE_GROUP: i8 = 32;
 
 pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
     let version = frame.version();
@@ -65,7 +69,7 @@ fn configs_of(
     match resource_type {
         RESOURCE_TOPIC => match broker.topic(name) {
             Some(topic) => Ok(describe_topic(
-                &broker.config.topic_defaults,
+                &broker.live_config().effective.topic_defaults,
                 &topic.overrides,
             )),
             None => Err((
@@ -73,13 +77,23 @@ fn configs_of(
                 format!("unknown topic '{name}'"),
             )),
         },
-        RESOURCE_BROKER if name.is_empty() || name == broker.node_id().to_string() => {
-            Ok(broker.config.describe())
+        RESOURCE_BROKER if name.is_empty() => Ok(broker.live_config().describe_cluster_defaults()),
+        RESOURCE_BROKER if name == broker.node_id().to_string() => {
+            Ok(broker.live_config().describe())
         }
         RESOURCE_BROKER => Err((
             error_code::INVALID_REQUEST,
-            format!("unknown broker '{name}'"),
+            format!(
+                "unexpected broker id {name:?}: this is broker {}; ask that broker, or give an empty name \
+                 for the cluster-wide defaults",
+                broker.node_id()
+            ),
         )),
+        RESOURCE_GROUP if name.is_empty() => Err((
+            error_code::INVALID_REQUEST,
+            "a group resource needs a group id".to_string(),
+        )),
+        RESOURCE_GROUP => Ok(describe_group(&broker.config, &broker.group_overrides(name))),
         other => Err((
             error_code::INVALID_REQUEST,
             format!("resource type {other} is not supported"),

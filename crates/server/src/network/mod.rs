@@ -12,7 +12,7 @@ mod response_writer;
 use crate::broker::Broker;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 /// Accepts connections until `shutdown` turns true, then waits for every connection to finish what it has
 /// in flight.
@@ -21,7 +21,6 @@ pub async fn serve(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(broker.config.max_connections.max(1)));
     let mut connections = tokio::task::JoinSet::new();
     let mut refused_logged = false;
     loop {
@@ -36,21 +35,20 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+        // max.connections can change live (a dynamic broker config), so it is read at every accept.
+        while connections.try_join_next().is_some() {}
+        let max = broker.live_config().effective.max_connections.max(1);
+        if connections.len() >= max {
             if !refused_logged {
-                tracing::warn!(%peer, max = broker.config.max_connections, "max.connections reached; refusing connections");
+                tracing::warn!(%peer, max, "max.connections reached; refusing connections");
                 refused_logged = true;
             }
             drop(stream);
             continue;
-        };
+        }
         refused_logged = false;
         let (broker, shutdown) = (Arc::clone(&broker), shutdown.clone());
-        connections.spawn(async move {
-            connection::run(broker, stream, peer, shutdown).await;
-            drop(permit);
-        });
-        while connections.try_join_next().is_some() {}
+        connections.spawn(connection::run(broker, stream, peer, shutdown));
     }
     tracing::info!(
         open = connections.len(),
