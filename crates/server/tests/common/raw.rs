@@ -90,3 +90,49 @@ pub fn describe_consumer_group(
     assert_eq!(response.groups.len(), 1, "{response:?}");
     response.groups.remove(0)
 }
+
+pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_GROUP: i8 = 32;
+pub const OP_SET: i8 = 0;
+pub const OP_DELETE: i8 = 1;
+
+/// IncrementalAlterConfigs (v1) of one resource with (name, operation, value) edits; returns the resource's
+/// (error code, message).
+pub fn incremental_alter_configs(
+    raw: &mut Raw,
+    resource_type: i8,
+    name: &str,
+    ops: &[(&str, i8, Option<&str>)],
+) -> (i16, String) {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    let mut resource = AlterConfigsResource::default();
+    resource.resource_type = resource_type;
+    resource.resource_name = StrBytes::from_string(name.to_string());
+    resource.configs = ops
+        .iter()
+        .map(|(n, op, v)| {
+            let mut c = AlterableConfig::default();
+            c.name = StrBytes::from_string(n.to_string());
+            c.config_operation = *op;
+            c.value = v.map(|v| StrBytes::from_string(v.to_string()));
+            c
+        })
+        .collect();
+    let mut request = IncrementalAlterConfigsRequest::default();
+    request.resources = vec![resource];
+    let response: IncrementalAlterConfigsResponse =
+        raw.call(ApiKey::IncrementalAlterConfigs, 1, &request);
+    let r = &response.responses[0];
+    (
+        r.error_code,
+        r.error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    )
+}
