@@ -29,8 +29,11 @@ mod heartbeat;
 mod member;
 mod persist;
 mod reconcile;
+pub mod regex;
 mod state;
 
+#[cfg(test)]
+mod regex_tests;
 #[cfg(test)]
 mod tests;
 
@@ -61,6 +64,7 @@ pub mod errors {
     pub const UNRELEASED_INSTANCE_ID: i16 = 111;
     pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
     pub const STALE_MEMBER_EPOCH: i16 = 113;
+    pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 }
 
 /// Group settings with Kafka's names and defaults.
@@ -99,6 +103,8 @@ pub struct HeartbeatRequest {
     pub rack_id: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub subscribed_topic_names: Option<Vec<String>>,
+    /// A pattern subscription (RE2 syntax); `Some("")` removes the member's pattern.
+    pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     /// The partitions the member owns now.
     pub owned_partitions: Option<Vec<(Uuid, Vec<i32>)>>,
@@ -130,20 +136,42 @@ impl HeartbeatResponse {
 }
 
 /// Topic metadata as the group needs it: name -> (topic id, partition count), `None` if the topic does not
-/// exist.
+/// exist; and, for pattern subscriptions, every topic name.
 pub trait TopicView {
     fn topic(&self, name: &str) -> Option<(Uuid, i32)>;
+
+    /// Every topic's name.
+    fn topic_names(&self) -> Vec<String>;
+
+    /// A number that changes whenever the set of topic names does, so pattern subscriptions are resolved
+    /// again only then. The default hashes the names; a view that counts changes can answer cheaper.
+    fn names_version(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut names = self.topic_names();
+        names.sort();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        names.hash(&mut hasher);
+        hasher.finish()
+    }
 }
 
 impl TopicView for TopicMetadata {
     fn topic(&self, name: &str) -> Option<(Uuid, i32)> {
         self.get(name).copied()
     }
+
+    fn topic_names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
+    }
 }
 
 impl TopicView for HashMap<String, (Uuid, i32)> {
     fn topic(&self, name: &str) -> Option<(Uuid, i32)> {
         self.get(name).copied()
+    }
+
+    fn topic_names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
     }
 }
 
@@ -170,6 +198,7 @@ pub struct MemberDescription {
     pub client_host: String,
     /// Sorted.
     pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
     pub assignment: Vec<(Uuid, Vec<i32>)>,
     pub target_assignment: Vec<(Uuid, Vec<i32>)>,
 }
@@ -179,6 +208,8 @@ pub struct MemberDescription {
 pub enum ConsumerGroupError {
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
+    #[error("SubscribedTopicRegex `{regex}` is not a valid regular expression: {reason}")]
+    InvalidRegularExpression { regex: String, reason: String },
     #[error(transparent)]
     UnsupportedAssignor(#[from] UnsupportedAssignor),
     #[error("{0:?} is not a member of the group")]
@@ -204,6 +235,7 @@ impl ConsumerGroupError {
         use errors::*;
         match self {
             ConsumerGroupError::InvalidRequest(_) => INVALID_REQUEST,
+            ConsumerGroupError::InvalidRegularExpression { .. } => INVALID_REGULAR_EXPRESSION,
             ConsumerGroupError::UnsupportedAssignor(_) => UNSUPPORTED_ASSIGNOR,
             ConsumerGroupError::UnknownMember(_) => UNKNOWN_MEMBER_ID,
             ConsumerGroupError::FencedMemberEpoch { .. } => FENCED_MEMBER_EPOCH,
@@ -234,6 +266,8 @@ pub struct ConsumerGroup {
     /// The subscribed topics that exist, as the target assignment saw them; a difference from what
     /// [`TopicView`] says now bumps the group epoch.
     topics: TopicMetadata,
+    /// The members' patterns and the topics they resolved to.
+    regexes: regex::RegexSubscriptions,
     /// Members changed (added, updated, reconciled, removed) since [`ConsumerGroup::mark_persisted`]: the
     /// only ones whose records [`ConsumerGroup::records_since`] compares (see `persist`).
     unpersisted: BTreeSet<String>,
@@ -252,6 +286,7 @@ impl ConsumerGroup {
             static_members: BTreeMap::new(),
             target: BTreeMap::new(),
             topics: TopicMetadata::new(),
+            regexes: regex::RegexSubscriptions::default(),
             unpersisted: BTreeSet::new(),
         }
     }
@@ -428,17 +463,40 @@ impl ConsumerGroup {
         }
     }
 
+    /// What `member` is subscribed to: the topics it names and those its pattern resolved to.
+    fn subscription_of(&self, member: &Member) -> BTreeSet<String> {
+        let mut topics = member.subscribed_topic_names.clone();
+        let resolved = member
+            .subscribed_topic_regex
+            .as_deref()
+            .and_then(|pattern| self.regexes.topics_of(pattern));
+        if let Some(resolved) = resolved {
+            topics.extend(resolved.iter().cloned());
+        }
+        topics
+    }
+
+    /// Resolves the members' patterns when due (see `regex`); returns whether a pattern's topics changed.
+    fn refresh_regexes(&mut self, view: &impl TopicView, now_ms: i64, force: bool) -> bool {
+        let in_use: BTreeSet<String> = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_topic_regex.clone())
+            .collect();
+        self.regexes.refresh(&in_use, view, now_ms, force)
+    }
+
     /// Re-reads the metadata of every subscribed topic; returns whether it differs from what the target
     /// assignment was computed with.
     fn refresh_topics(&mut self, view: &impl TopicView) -> bool {
-        let names: BTreeSet<&String> = self
+        let names: BTreeSet<String> = self
             .members
             .values()
-            .flat_map(|m| &m.subscribed_topic_names)
+            .flat_map(|m| self.subscription_of(m))
             .collect();
         let topics: TopicMetadata = names
             .into_iter()
-            .filter_map(|name| view.topic(name).map(|topic| (name.clone(), topic)))
+            .filter_map(|name| view.topic(&name).map(|topic| (name, topic)))
             .collect();
         if topics == self.topics {
             return false;
@@ -455,7 +513,7 @@ impl ConsumerGroup {
         let subscriptions: BTreeMap<String, BTreeSet<String>> = self
             .members
             .iter()
-            .map(|(id, m)| (id.clone(), m.subscribed_topic_names.clone()))
+            .map(|(id, m)| (id.clone(), self.subscription_of(m)))
             .collect();
         self.target = self
             .assignor

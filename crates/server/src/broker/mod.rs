@@ -22,7 +22,7 @@ use log_dir_lock::{LogDirError, LogDirLocks};
 use metadata_store::{ClusterMetadata, MetadataStore, StoreError, TopicRecord};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 pub use topic::{Partition, Topic};
 
@@ -86,6 +86,8 @@ pub struct Broker {
     metadata: Mutex<ClusterMetadata>,
     cluster_id: String,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Bumped whenever a topic is created or deleted: pattern subscriptions are resolved again only then.
+    topic_names_version: AtomicU64,
     /// Set once at the end of [`Broker::open`], after the topics it replays are open.
     groups: OnceLock<GroupCoordinator>,
     /// Held while the broker runs, so no second broker opens the same log directories.
@@ -146,6 +148,7 @@ impl Broker {
             store,
             metadata: Mutex::new(metadata),
             topics: RwLock::new(topics),
+            topic_names_version: AtomicU64::new(0),
             groups: OnceLock::new(),
             _log_dir_locks: locks,
         };
@@ -195,6 +198,11 @@ impl Broker {
             .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
+    }
+
+    /// Changes whenever a topic is created or deleted.
+    pub fn topic_names_version(&self) -> u64 {
+        self.topic_names_version.load(Ordering::Relaxed)
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
@@ -277,6 +285,7 @@ impl Broker {
             metadata.topics.remove(name);
             return Err(e.into());
         }
+        self.topic_names_version.fetch_add(1, Ordering::Relaxed);
         tracing::info!(topic = name, partitions, "created topic");
         Ok(self.publish(topic))
     }
@@ -327,6 +336,7 @@ impl Broker {
                 partition.waiters.wake_all(); // long polls on the deleted topic answer now
             }
         }
+        self.topic_names_version.fetch_add(1, Ordering::Relaxed);
         tracing::info!(topic = name, "deleted topic");
         Ok(())
     }

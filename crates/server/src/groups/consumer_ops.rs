@@ -41,6 +41,14 @@ impl TopicView for BrokerTopics<'_> {
         let topic = self.0.topic(name)?;
         Some((topic.id, i32::try_from(topic.partitions.len()).ok()?))
     }
+
+    fn topic_names(&self) -> Vec<String> {
+        self.0.topics().iter().map(|t| t.name.clone()).collect()
+    }
+
+    fn names_version(&self) -> u64 {
+        self.0.topic_names_version()
+    }
 }
 
 /// A KIP-848 group and what `__consumer_offsets` holds for it.

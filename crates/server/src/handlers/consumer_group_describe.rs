@@ -53,6 +53,7 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
                             .iter()
                             .map(|t| topic_name(t))
                             .collect();
+                        out.subscribed_topic_regex = m.subscribed_topic_regex.map(str_bytes);
                         out.assignment = assignment(broker, m.assignment);
                         out.target_assignment = assignment(broker, m.target_assignment);
                         out.member_type = -1;

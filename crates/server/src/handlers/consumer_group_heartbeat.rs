@@ -1,5 +1,5 @@
-//! ConsumerGroupHeartbeat (v0-1, KIP-848): joins, leaves, subscription changes and assignment reconciliation
-//! in one request. v1 clients name themselves (a UUID they generate); v0 clients may join with an empty id.
+//! ConsumerGroupHeartbeat (v0-1, KIP-848): joins, leaves, subscription changes (topic names and RE2 patterns,
+//! which the coordinator resolves) and assignment reconciliation in one request. v1 clients name themselves (a UUID they generate); v0 clients may join with an empty id.
 //! A heartbeat that changed the group's state is answered in the second phase, once its records are durable
 //! in `__consumer_offsets`, as an OffsetCommit is.
 
@@ -42,15 +42,6 @@ pub fn handle(broker: &Arc<Broker>, frame: RequestFrame, client_host: String) ->
             "ConsumerGroupHeartbeat v1 requires a member id",
         );
     }
-    if r.subscribed_topic_regex
-        .as_ref()
-        .is_some_and(|re| !re.is_empty())
-    {
-        return refuse(
-            error_code::INVALID_REQUEST,
-            "regular-expression subscriptions are not supported by this broker yet",
-        );
-    }
     let client_id = frame.header.client_id.as_deref().unwrap_or("").to_string();
     let request = heartbeat_request(&r, client_id, client_host);
     let outcome = groups.consumer_heartbeat(broker, &r.group_id.0, request);
@@ -89,6 +80,7 @@ fn heartbeat_request(
             .subscribed_topic_names
             .as_ref()
             .map(|names| names.iter().map(|n| n.0.to_string()).collect()),
+        subscribed_topic_regex: r.subscribed_topic_regex.as_ref().map(|s| s.to_string()),
         server_assignor: r.server_assignor.as_ref().map(|s| s.to_string()),
         owned_partitions: r.topic_partitions.as_ref().map(|owned| {
             owned

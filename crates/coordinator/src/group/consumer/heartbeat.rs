@@ -48,9 +48,9 @@ fn validate(request: &HeartbeatRequest) -> Result<Option<AssignorKind>, Consumer
         if request.rebalance_timeout_ms == -1 {
             return Err(InvalidRequest("rebalance timeout must be set when joining"));
         }
-        if request.subscribed_topic_names.is_none() {
+        if request.subscribed_topic_names.is_none() && request.subscribed_topic_regex.is_none() {
             return Err(InvalidRequest(
-                "subscribed topic names must be set when joining",
+                "subscribed topic names or a subscribed topic regex must be set when joining",
             ));
         }
         if request
@@ -61,6 +61,11 @@ fn validate(request: &HeartbeatRequest) -> Result<Option<AssignorKind>, Consumer
             return Err(InvalidRequest(
                 "owned partitions must be empty when joining",
             ));
+        }
+    }
+    if let Some(pattern) = request.subscribed_topic_regex.as_deref() {
+        if !pattern.is_empty() {
+            super::regex::compile(pattern)?;
         }
     }
     if epoch == STATIC_LEAVE_EPOCH && request.instance_id.is_none() {
@@ -117,8 +122,9 @@ impl ConsumerGroup {
         };
         let before = member.assignment.assigned.clone();
         let SubscriptionChanged(changed) = member.update(request, server_assignor, now_ms);
+        let patterns_changed = self.refresh_regexes(topics, now_ms, false);
         let topics_changed = self.refresh_topics(topics);
-        if changed || topics_changed || admission == Admission::New {
+        if changed || patterns_changed || topics_changed || admission == Admission::New {
             self.bump_group_epoch();
         }
         // A joining member owns nothing, whether or not it says so.

@@ -13,6 +13,8 @@ pub(super) struct Member {
     pub client_id: String,
     pub client_host: String,
     pub subscribed_topic_names: BTreeSet<String>,
+    /// The member's pattern subscription, never empty (an empty pattern in a heartbeat removes it).
+    pub subscribed_topic_regex: Option<String>,
     /// The assignor this member asked for; the group uses the one most members ask for.
     pub server_assignor: Option<AssignorKind>,
     pub rebalance_timeout_ms: i32,
@@ -39,6 +41,7 @@ impl Member {
             client_id: request.client_id.clone(),
             client_host: request.client_host.clone(),
             subscribed_topic_names: BTreeSet::new(),
+            subscribed_topic_regex: None,
             server_assignor: None,
             rebalance_timeout_ms: request.rebalance_timeout_ms,
             assignment: MemberAssignment::joining(),
@@ -70,6 +73,11 @@ impl Member {
             let names: BTreeSet<String> = names.iter().cloned().collect();
             changed |= names != self.subscribed_topic_names;
             self.subscribed_topic_names = names;
+        }
+        if let Some(pattern) = &request.subscribed_topic_regex {
+            let pattern = (!pattern.is_empty()).then(|| pattern.clone());
+            changed |= pattern != self.subscribed_topic_regex;
+            self.subscribed_topic_regex = pattern;
         }
         if server_assignor.is_some() {
             changed |= server_assignor != self.server_assignor;
@@ -105,6 +113,7 @@ impl Member {
             client_id: self.client_id.clone(),
             client_host: self.client_host.clone(),
             subscribed_topic_names: self.subscribed_topic_names.iter().cloned().collect(),
+            subscribed_topic_regex: self.subscribed_topic_regex.clone(),
             assignment: to_wire(&self.assignment.assigned),
             target_assignment: to_wire(target),
         }

@@ -59,6 +59,7 @@ impl ConsumerGroup {
             .map(|(id, target)| (id.clone(), target.clone()))
             .collect();
         group.assignor = group.chosen_assignor();
+        group.refresh_regexes(topics, now_ms, true);
         group.refresh_topics(topics);
         // A constructor, not a transition: the group starts in the state its epochs call for.
         group.state = group.derived_state();
@@ -232,7 +233,7 @@ fn member_value(m: &Member) -> MemberMetadataValue {
         client_id: m.client_id.clone(),
         client_host: m.client_host.clone(),
         subscribed_topic_names: m.subscribed_topic_names.iter().cloned().collect(),
-        subscribed_topic_regex: None,
+        subscribed_topic_regex: m.subscribed_topic_regex.clone(),
         rebalance_timeout_ms: m.rebalance_timeout_ms,
         server_assignor: m.server_assignor.map(|kind| kind.name().to_string()),
     }
@@ -283,6 +284,10 @@ fn restored_member(
         client_id: value.client_id.clone(),
         client_host: value.client_host.clone(),
         subscribed_topic_names: value.subscribed_topic_names.iter().cloned().collect(),
+        subscribed_topic_regex: value
+            .subscribed_topic_regex
+            .clone()
+            .filter(|pattern| !pattern.is_empty()),
         server_assignor: value
             .server_assignor
             .as_deref()

@@ -637,6 +637,7 @@ fn describe_reports_members_and_epochs() {
         client_id: "client-a".to_string(),
         client_host: "/127.0.0.1".to_string(),
         subscribed_topic_names: vec!["orders".to_string(), "payments".to_string()],
+        subscribed_topic_regex: None,
         assignment: everything.clone(),
         target_assignment: everything,
     };
