@@ -3,8 +3,8 @@
 //! same group right away. Against Kafka the newcomer gets the partitions once the dead member's session times
 //! out (6 s here); it must not wait for the dead member's rebalance timeout (`max.poll.interval.ms`, set to
 //! 120 s here so that waiting for it fails the test's 60 s bound). Checked for a classic member, a static
-//! classic member (removed at session timeout too), a KIP-848 member, and a KIP-848 member whose group has its
-//! own session timeout (a group config).
+//! classic member (removed at session timeout too), a KIP-848 member, a static KIP-848 member, and a KIP-848
+//! member whose group has its own session timeout (a group config).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -280,25 +280,39 @@ async fn a_static_member_that_died_without_leaving_is_removed_at_its_session_tim
     .await;
 }
 
+const KIP848_BROKER: [(&str, &str); 5] = [
+    ("group.consumer.session.timeout.ms", SESSION_TIMEOUT_MS),
+    ("group.consumer.min.session.timeout.ms", SESSION_TIMEOUT_MS),
+    ("group.consumer.heartbeat.interval.ms", "500"),
+    ("group.consumer.min.heartbeat.interval.ms", "500"),
+    ("offsets.topic.num.partitions", "2"),
+];
+
+fn kip848_settings(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut settings = pairs(&[
+        ("group.protocol", "consumer"),
+        ("max.poll.interval.ms", MAX_POLL_INTERVAL_MS),
+    ]);
+    settings.extend(pairs(extra));
+    settings
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kip848_member_that_died_without_leaving_is_removed_at_its_session_timeout() {
-    let settings = |client_id: &str| {
-        pairs(&[
-            ("group.protocol", "consumer"),
-            ("client.id", client_id),
-            ("max.poll.interval.ms", MAX_POLL_INTERVAL_MS),
-        ])
-    };
     newcomer_takes_over_from_a_dead_member(
-        &[
-            ("group.consumer.session.timeout.ms", SESSION_TIMEOUT_MS),
-            ("group.consumer.min.session.timeout.ms", SESSION_TIMEOUT_MS),
-            ("group.consumer.heartbeat.interval.ms", "500"),
-            ("group.consumer.min.heartbeat.interval.ms", "500"),
-            ("offsets.topic.num.partitions", "2"),
-        ],
-        settings("dies"),
-        settings("newcomer"),
+        &KIP848_BROKER,
+        kip848_settings(&[("client.id", "dies")]),
+        kip848_settings(&[("client.id", "newcomer")]),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kip848_static_member_that_died_without_leaving_is_removed_at_its_session_timeout() {
+    newcomer_takes_over_from_a_dead_member(
+        &KIP848_BROKER,
+        kip848_settings(&[("client.id", "dies"), ("group.instance.id", "dies-1")]),
+        kip848_settings(&[("client.id", "newcomer"), ("group.instance.id", "new-1")]),
     )
     .await;
 }
@@ -309,13 +323,6 @@ async fn a_kip848_member_that_died_without_leaving_is_removed_at_its_session_tim
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kip848_member_is_removed_at_its_groups_own_session_timeout() {
     use common::raw::{incremental_alter_configs, Raw, OP_SET, RESOURCE_GROUP};
-    let settings = |client_id: &str| {
-        pairs(&[
-            ("group.protocol", "consumer"),
-            ("client.id", client_id),
-            ("max.poll.interval.ms", MAX_POLL_INTERVAL_MS),
-        ])
-    };
     let configure = |broker: &Broker, group: &str| {
         let ops = [(
             "consumer.session.timeout.ms",
@@ -336,8 +343,8 @@ async fn a_kip848_member_is_removed_at_its_groups_own_session_timeout() {
             ("offsets.topic.num.partitions", "2"),
         ],
         configure,
-        settings("dies"),
-        settings("newcomer"),
+        kip848_settings(&[("client.id", "dies")]),
+        kip848_settings(&[("client.id", "newcomer")]),
     )
     .await;
 }
