@@ -1,6 +1,7 @@
-//! DescribeConfigs (v1-4): topic configs with values, sources and synonyms; the broker's static settings.
+//! DescribeConfigs (v0-4; v0 through `ferrite_wire::legacy`, where a config says whether it is a default
+//! instead of giving its source): topic configs with values, sources and synonyms; the broker's static settings.
 
-use super::util::{handle_with, str_bytes};
+use super::util::{handle_versioned, str_bytes};
 use super::Response;
 use crate::broker::Broker;
 use crate::config::topic::{describe_topic, DescribedConfig};
@@ -16,7 +17,7 @@ pub const RESOURCE_BROKER: i8 = 4;
 
 pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
     let version = frame.version();
-    handle_with(frame, |request: DescribeConfigsRequest| {
+    handle_versioned(frame, |request: DescribeConfigsRequest| {
         let mut response = DescribeConfigsResponse::default();
         response.results = request
             .resources
