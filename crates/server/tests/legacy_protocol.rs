@@ -543,3 +543,145 @@ fn offset_for_leader_epoch_v0_and_v1() {
         );
     }
 }
+
+/// One partition of a Fetch v0-3 answer: (error, high watermark, message set).
+fn fetch_old(
+    raw: &mut Raw,
+    version: i16,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max: i32,
+) -> (i16, i64, Vec<u8>) {
+    let mut p = kafka_protocol::messages::fetch_request::FetchPartition::default();
+    p.partition = partition;
+    p.fetch_offset = offset;
+    p.partition_max_bytes = max;
+    let mut t = kafka_protocol::messages::fetch_request::FetchTopic::default();
+    t.topic = name(topic);
+    t.partitions = vec![p];
+    let mut request = FetchRequest::default();
+    request.max_wait_ms = 100;
+    request.min_bytes = 1;
+    request.topics = vec![t];
+    let mut body = BytesMut::new();
+    request.encode_legacy(&mut body, version).unwrap();
+    let mut answer: &[u8] = &raw.call_body(ApiKey::Fetch, version, &body);
+    let mut take = |n: usize| {
+        let (head, rest) = answer.split_at(n);
+        answer = rest;
+        head.to_vec()
+    };
+    let int = |b: Vec<u8>| b.iter().fold(0i64, |acc, &x| (acc << 8) | i64::from(x));
+    if version >= 1 {
+        assert_eq!(int(take(4)), 0, "throttle");
+    }
+    assert_eq!(int(take(4)), 1, "one topic");
+    let name_len = int(take(2)) as usize;
+    assert_eq!(take(name_len), topic.as_bytes());
+    assert_eq!(int(take(4)), 1, "one partition");
+    assert_eq!(int(take(4)) as i32, partition);
+    let error = int(take(2)) as i16;
+    let high_watermark = int(take(8));
+    let size = int(take(4)) as usize;
+    let set = take(size);
+    assert!(answer.is_empty(), "trailing bytes");
+    (error, high_watermark, set)
+}
+
+/// Produce v0-2 (answered in their own layouts).
+fn produce_old(raw: &mut Raw, version: i16, topic: &str, records: Vec<u8>) -> ProduceResponse {
+    let mut p = PartitionProduceData::default();
+    p.index = 0;
+    p.records = Some(Bytes::from(records));
+    let mut t = TopicProduceData::default();
+    t.name = name(topic);
+    t.partition_data = vec![p];
+    let mut request = ProduceRequest::default();
+    request.acks = 1;
+    request.timeout_ms = 5000;
+    request.topic_data = vec![t];
+    let mut body = BytesMut::new();
+    ferrite_wire::legacy::produce::encode_request(&request, &mut body, version).unwrap();
+    ProduceResponse::decode_legacy(raw.call_body(ApiKey::Produce, version, &body), version).unwrap()
+}
+
+/// Produce v0-2 with magic 0 and 1 message sets (stored as v2 batches) and a v2 batch; Fetch v0-3 read them all
+/// back as message sets of their version's magic, byte for byte what an old broker would have sent.
+#[test]
+fn old_message_formats_are_converted_both_ways() {
+    use ferrite_wire::legacy::message_set::{encode, Plain};
+    let broker = Broker::start(&[]);
+    let mut raw = Raw::connect(&broker);
+    let t = topic("legacy-formats");
+    let created = create_topics(&mut raw, 0, vec![new_topic(&t, 1, &[])], false);
+    assert_eq!(created.topics[0].error_code, NONE);
+    let now = ferrite_log::Clock::now_ms(&ferrite_log::SystemClock);
+    let records: Vec<Plain> = vec![
+        (Some(b"k0"), Some(b"v0"), -1), // magic 0: no timestamp
+        (None, Some(b"v1"), -1),
+        (Some(b"k2"), Some(b""), now),
+        (Some(b"k3"), None, now + 1),
+        (Some(b"k4"), Some(b"v4"), now + 2),
+        (Some(b"k5"), Some(b"v5"), now + 3), // sent as a v2 batch
+    ];
+    let p0 = produce_old(&mut raw, 0, &t, encode(0, 0, &records[..2]));
+    let p1 = produce_old(&mut raw, 1, &t, encode(1, 0, &records[2..4]));
+    let p2 = produce_old(&mut raw, 2, &t, encode(1, 0, &records[4..5]));
+    let bases: Vec<(i16, i64)> = [&p0, &p1, &p2]
+        .iter()
+        .map(|r| {
+            let p = &r.responses[0].partition_responses[0];
+            (p.error_code, p.base_offset)
+        })
+        .collect();
+    assert_eq!(bases, vec![(NONE, 0), (NONE, 2), (NONE, 4)]);
+    assert_eq!(
+        p2.responses[0].partition_responses[0].log_append_time_ms, -1,
+        "CreateTime"
+    );
+    let mut corrupt = encode(1, 0, &records[4..5]);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x55;
+    let refused = produce_old(&mut raw, 2, &t, corrupt);
+    assert_eq!(
+        refused.responses[0].partition_responses[0].error_code, 2,
+        "CORRUPT_MESSAGE"
+    );
+    let mut batch = BytesMut::new();
+    let spec = [RecordSpec {
+        key: records[5].0,
+        value: records[5].1,
+        headers: vec![("h", Some(b"dropped by down-conversion"))],
+        timestamp: records[5].2,
+    }];
+    encode_batch(&mut batch, &spec, -1, None);
+    let p3 = produce_old(&mut raw, 2, &t, batch.to_vec());
+    assert_eq!(p3.responses[0].partition_responses[0].base_offset, 5);
+
+    for version in 0..=3 {
+        let magic = if version >= 2 { 1 } else { 0 };
+        let (error, high_watermark, set) = fetch_old(&mut raw, version, &t, 0, 0, 1 << 20);
+        assert_eq!((error, high_watermark), (NONE, 6), "v{version}");
+        assert_eq!(
+            set,
+            encode(magic, 0, &records),
+            "v{version}: every record, magic {magic}"
+        );
+        // From the middle of a batch, and at most one message's worth of bytes (the first always comes).
+        let (_, _, tail) = fetch_old(&mut raw, version, &t, 0, 3, 1 << 20);
+        assert_eq!(
+            tail,
+            encode(magic, 3, &records[3..]),
+            "v{version} from offset 3"
+        );
+        let (_, _, one) = fetch_old(&mut raw, version, &t, 0, 1, 1);
+        assert_eq!(one, encode(magic, 1, &records[1..2]), "v{version} limited");
+        let (_, _, none) = fetch_old(&mut raw, version, &t, 0, 6, 1 << 20);
+        assert!(none.is_empty());
+        assert_eq!(
+            fetch_old(&mut raw, version, &t, 5, 0, 100).0,
+            UNKNOWN_TOPIC_OR_PARTITION
+        );
+    }
+}

@@ -277,7 +277,8 @@ fn committed(broker: &Broker, group: &str, topic: &str, partitions: i32) -> BTre
 
 /// Every record of `topic` as (partition, offset, key, value), read by librdkafka.
 fn read_all(broker: &Broker, topic: &str, expected: usize) -> Vec<(i32, i64, Vec<u8>, Vec<u8>)> {
-    let consumer = observer(broker, None);
+    // librdkafka wants a group id even to assign partitions; nothing is committed.
+    let consumer = observer(broker, Some(&format!("{topic}-reader")));
     let highs = high_watermarks(broker, topic);
     let mut tpl = TopicPartitionList::new();
     for &p in highs.keys() {

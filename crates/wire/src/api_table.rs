@@ -27,9 +27,9 @@ const fn api(key: ApiKey, min: i16, max: i16) -> ApiRange {
 }
 
 pub const SUPPORTED_APIS: &[ApiRange] = &[
-    // Produce v0-2 stay advertised as in Kafka 4.0 (KAFKA-18659); their magic 0/1 records are refused.
+    // Produce v0-2 and Fetch v0-3 carry magic 0/1 message sets, converted to and from the log's v2 batches.
     api(ApiKey::Produce, 0, 12),
-    api(ApiKey::Fetch, 4, 17),
+    api(ApiKey::Fetch, 0, 17),
     api(ApiKey::ListOffsets, 0, 10),
     api(ApiKey::Metadata, 0, 13),
     api(ApiKey::OffsetCommit, 0, 9),

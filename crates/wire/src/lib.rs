@@ -13,7 +13,6 @@ pub mod error_code;
 pub mod fetch_response;
 pub mod frame;
 pub mod legacy;
-pub mod produce_v0;
 pub mod request;
 pub mod response;
 

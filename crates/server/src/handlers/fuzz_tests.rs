@@ -40,8 +40,13 @@ fn default_body(key: ApiKey, version: i16) -> Option<BytesMut> {
         }};
     }
     match key {
+        ApiKey::Produce if version <= 2 => {
+            let mut b = BytesMut::new();
+            legacy::produce::encode_request(&ProduceRequest::default(), &mut b, version).ok()?;
+            Some(b)
+        }
         ApiKey::Produce => encode!(ProduceRequest),
-        ApiKey::Fetch => encode!(FetchRequest),
+        ApiKey::Fetch => encode_any!(FetchRequest),
         ApiKey::ListOffsets if version == 0 => {
             let mut b = BytesMut::new();
             let request = legacy::list_offsets::ListOffsetsV0Request {
@@ -118,6 +123,20 @@ fn seeds() -> &'static Vec<Bytes> {
         let mut body = BytesMut::new();
         produce.encode(&mut body, 9).unwrap();
         seeds.push(frame(ApiKey::Produce, 9, &body));
+        // Produce v2 with a magic 1 message set, and Fetch v2, which down-converts.
+        let set =
+            legacy::message_set::encode(1, 0, &[(Some(b"k"), Some(b"v"), now), (None, None, now)]);
+        let mut old = produce_request::PartitionProduceData::default();
+        old.records = Some(Bytes::from(set));
+        let mut t = produce_request::TopicProduceData::default();
+        t.name = TopicName(StrBytes::from_static_str("fuzz"));
+        t.partition_data = vec![old];
+        let mut v2 = ProduceRequest::default();
+        v2.acks = 1;
+        v2.topic_data = vec![t];
+        let mut body = BytesMut::new();
+        legacy::produce::encode_request(&v2, &mut body, 2).unwrap();
+        seeds.push(frame(ApiKey::Produce, 2, &body));
         let mut fetch = FetchRequest::default();
         let mut ft = fetch_request::FetchTopic::default();
         ft.topic = TopicName(StrBytes::from_static_str("fuzz"));
@@ -127,6 +146,9 @@ fn seeds() -> &'static Vec<Bytes> {
         let mut body = BytesMut::new();
         fetch.encode(&mut body, 12).unwrap();
         seeds.push(frame(ApiKey::Fetch, 12, &body));
+        let mut body = BytesMut::new();
+        LegacyRequest::encode_legacy(&fetch, &mut body, 2).unwrap();
+        seeds.push(frame(ApiKey::Fetch, 2, &body));
         seeds
     })
 }

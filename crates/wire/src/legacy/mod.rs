@@ -25,10 +25,13 @@
 pub mod create_topics;
 pub mod delete_topics;
 pub mod describe_configs;
+pub mod fetch;
 pub mod list_offsets;
+pub mod message_set;
 pub mod offset_commit;
 pub mod offset_for_leader_epoch;
 mod primitives;
+pub mod produce;
 
 use crate::response::{begin_response, finish_response, EncodeError};
 use bytes::{Bytes, BytesMut};
@@ -76,6 +79,7 @@ pub trait LegacyResponse: Decodable + Encodable + Message {
 /// The oldest version of each API this crate decodes, where that is older than kafka-protocol's oldest.
 pub const OLDEST: &[(ApiKey, i16)] = &[
     (ApiKey::Produce, 0),
+    (ApiKey::Fetch, 0),
     (ApiKey::ListOffsets, 0),
     (ApiKey::OffsetCommit, 0),
     (ApiKey::OffsetFetch, 0),
@@ -189,7 +193,8 @@ mod tests {
         assert_eq!(oldest_decodable(ApiKey::JoinGroup), 0);
         assert_eq!(oldest_decodable(ApiKey::Metadata), 0);
         assert_eq!(oldest_decodable(ApiKey::AlterConfigs), 0);
-        assert_eq!(oldest_decodable(ApiKey::Fetch), 4);
+        assert_eq!(oldest_decodable(ApiKey::Fetch), 0);
+        assert_eq!(oldest_decodable(ApiKey::Heartbeat), 0);
     }
 
     #[test]

@@ -68,6 +68,19 @@ impl Reader {
             .ok_or(LegacyError::Invalid(what))
     }
 
+    pub(crate) fn nullable_bytes(
+        &mut self,
+        what: &'static str,
+    ) -> Result<Option<Bytes>, LegacyError> {
+        let len = self.i32(what)?;
+        if len == -1 {
+            return Ok(None);
+        }
+        let len = usize::try_from(len).map_err(|_| LegacyError::Invalid(what))?;
+        self.need(len, what)?;
+        Ok(Some(self.buf.split_to(len)))
+    }
+
     /// An array's element count (`None`: null); each element takes at least `min_element_bytes`, so a count the
     /// remaining bytes cannot hold is refused before anything is allocated.
     pub(crate) fn nullable_array_len(
