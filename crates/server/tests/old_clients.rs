@@ -134,16 +134,31 @@ fn run(cmd: &mut Command, timeout: Duration, hint: &str) -> Run {
     }
 }
 
-/// A background process killed (and reaped) when the test ends, however it ends.
+/// A background process, its stdout and stderr in `output`, killed (and reaped) when the test ends, however it
+/// ends.
 struct Background {
     name: &'static str,
     child: Child,
+    output: PathBuf,
+    /// A log file the program writes itself, shown with its output.
+    log: Option<PathBuf>,
 }
 
 impl Background {
-    fn spawn(name: &'static str, cmd: &mut Command, hint: &str) -> Background {
-        match cmd.stdin(Stdio::null()).spawn() {
-            Ok(child) => Background { name, child },
+    fn spawn(name: &'static str, cmd: &mut Command, output: PathBuf, hint: &str) -> Background {
+        let file = std::fs::File::create(&output).unwrap();
+        let spawned = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn();
+        match spawned {
+            Ok(child) => Background {
+                name,
+                child,
+                output,
+                log: None,
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 panic!("{name}: program not found: {hint}")
             }
@@ -151,10 +166,32 @@ impl Background {
         }
     }
 
+    fn with_log(mut self, log: PathBuf) -> Background {
+        self.log = Some(log);
+        self
+    }
+
+    fn output(&self) -> String {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        match &self.log {
+            None => read(&self.output),
+            Some(log) => format!(
+                "{}\n--- {}\n{}",
+                read(&self.output),
+                log.display(),
+                tail(&read(log), 60)
+            ),
+        }
+    }
+
     /// Fails if the process has already exited.
-    fn assert_running(&mut self, log: &str) {
+    fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("{} exited early with {status}; its log:\n{log}", self.name);
+            panic!(
+                "{} exited early with {status}; its output:\n{}",
+                self.name,
+                self.output()
+            );
         }
     }
 }
@@ -426,7 +463,7 @@ fn burrow_1_2_1_reports_lag() {
     let commits = BTreeMap::from([(0, 3), (1, 5), (2, 1)]);
 
     let http = format!("127.0.0.1:{}", free_port());
-    let config = burrow_config(tmp.path(), &zookeeper.1, &broker.addr, &http);
+    let config = burrow_config(tmp.path(), &zookeeper.addr, &broker.addr, &http);
     std::fs::write(tmp.path().join("burrow.toml"), config).unwrap();
     let burrow_log = tmp.path().join("burrow.log");
     let mut burrow = Background::spawn(
@@ -434,11 +471,11 @@ fn burrow_1_2_1_reports_lag() {
         Command::new(burrow)
             .arg("--config-dir")
             .arg(tmp.path())
-            .current_dir(tmp.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
+            .current_dir(tmp.path()),
+        tmp.path().join("burrow.out"),
         BURROW_HINT,
-    );
+    )
+    .with_log(burrow_log.clone());
     let report = |what: &str, last: &str| {
         format!(
             "{what}; last answer: {last}\n--- Burrow log (last 60 lines)\n{}\n--- broker log (last 60 lines)\n{}",
@@ -451,8 +488,8 @@ fn burrow_1_2_1_reports_lag() {
     let ends: Vec<i64> = produced.values().copied().collect();
     let path = format!("/v3/kafka/local/topic/{t}");
     let last = poll(Duration::from_secs(60), || {
-        zookeeper.0.assert_running("");
-        burrow.assert_running(&std::fs::read_to_string(&burrow_log).unwrap_or_default());
+        zookeeper.process.assert_running();
+        burrow.assert_running();
         let answer = http_get(&http, &path)?;
         let offsets: Vec<i64> = answer["offsets"]
             .as_array()
@@ -489,7 +526,7 @@ fn burrow_1_2_1_reports_lag() {
         .map(|(&p, &end)| (i64::from(p), (end - commits[&p]) as u64))
         .collect();
     let last = poll(Duration::from_secs(60), || {
-        burrow.assert_running(&std::fs::read_to_string(&burrow_log).unwrap_or_default());
+        burrow.assert_running();
         let answer = http_get(&http, &path)?;
         let lags: BTreeMap<i64, u64> = answer["status"]["partitions"]
             .as_array()
@@ -547,8 +584,13 @@ fn http_get(addr: &str, path: &str) -> Result<serde_json::Value, String> {
     serde_json::from_str(body).map_err(|_| format!("GET {path}: {response}"))
 }
 
+struct ZooKeeper {
+    process: Background,
+    addr: String,
+}
+
 /// Debian's ZooKeeper on a free loopback port, with its data in `dir`; returns it once it accepts connections.
-fn start_zookeeper(dir: &Path, jar: &Path) -> (Background, String) {
+fn start_zookeeper(dir: &Path, jar: &Path) -> ZooKeeper {
     let data = dir.join("zookeeper");
     std::fs::create_dir_all(&data).unwrap();
     let port = free_port();
@@ -562,7 +604,6 @@ fn start_zookeeper(dir: &Path, jar: &Path) -> (Background, String) {
         ),
     )
     .unwrap();
-    let log = dir.join("zookeeper.log");
     let mut zookeeper = Background::spawn(
         "ZooKeeper",
         Command::new("java")
@@ -570,22 +611,39 @@ fn start_zookeeper(dir: &Path, jar: &Path) -> (Background, String) {
             .arg("-cp")
             .arg(jar)
             .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-            .arg(&config)
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null()),
+            .arg(&config),
+        dir.join("zookeeper.out"),
         BURROW_HINT,
     );
+    // ZooKeeper listens before it serves: wait until its `srvr` command reports a mode.
     let addr = format!("127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(&addr).is_err() {
-        zookeeper.assert_running(&std::fs::read_to_string(&log).unwrap_or_default());
+    while !four_letter_word(&addr, "srvr").contains("Mode:") {
+        zookeeper.assert_running();
         assert!(
             Instant::now() < deadline,
-            "ZooKeeper did not start within 60 s"
+            "ZooKeeper did not start serving within 60 s; its output:\n{}",
+            zookeeper.output()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    (zookeeper, addr)
+    ZooKeeper {
+        process: zookeeper,
+        addr,
+    }
+}
+
+/// ZooKeeper's answer to a four-letter command ("" if there is none).
+fn four_letter_word(addr: &str, word: &str) -> String {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut answer = String::new();
+    if stream.write_all(word.as_bytes()).is_ok() {
+        let _ = stream.read_to_string(&mut answer);
+    }
+    answer
 }
 
 /// Burrow 1.2.1's configuration: one cluster and its `__consumer_offsets` consumer, both talking sarama with
