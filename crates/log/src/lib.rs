@@ -12,6 +12,7 @@
 //! compression             gzip, snappy, lz4, zstd with bounded decompression
 //! file_slice              (file, position, length) for sendfile(2)
 //! retention, epoch_cache  pure decision logic
+//! legacy_offsets          ListOffsets v0's list of segment offsets
 //! //! ```
 //!
 //! The crate does no networking and knows no Kafka error codes; the server maps [`LogError`] and
@@ -29,6 +30,7 @@ pub mod file_names;
 mod file_slice;
 mod group_commit;
 mod index;
+mod legacy_offsets;
 mod mutate;
 mod open;
 mod partition_log;

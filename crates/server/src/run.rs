@@ -84,6 +84,12 @@ pub async fn run(mut config: BrokerConfig) -> Result<(), String> {
             .produce_requests
             .load(std::sync::atomic::Ordering::Relaxed),
         fetch_requests = m.fetch_requests.load(std::sync::atomic::Ordering::Relaxed),
+        produce_up_converted_batches = m
+            .produce_up_converted_batches
+            .load(std::sync::atomic::Ordering::Relaxed),
+        fetch_down_converted_bytes = m
+            .fetch_down_converted_bytes
+            .load(std::sync::atomic::Ordering::Relaxed),
         "fetch path totals"
     );
     tracing::info!("logs closed cleanly");

@@ -1,7 +1,10 @@
 //! The APIs and versions the broker handles: the dispatch table and the ApiVersions answer in one list.
 //!
-//! Ranges follow what a Kafka 4.0 broker advertises (see KAFKA-NOTES.md); an API appears here only once the
-//! server has a handler for it, because clients switch features on from these ranges.
+//! Ranges follow what a Kafka 4.0 broker advertises (see KAFKA-NOTES.md), extended down to the versions Kafka 3.9
+//! still served for the group, offset and admin APIs (KIP-896 removed them in 4.0; old clients such as sarama
+//! 1.22, kafka-go 0.2.1 and Burrow 1.2.1 send them). `crate::legacy` decodes what kafka-protocol no longer does.
+//! An API appears here only once the server has a handler for it, because clients switch features on from these
+//! ranges.
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
@@ -24,34 +27,34 @@ const fn api(key: ApiKey, min: i16, max: i16) -> ApiRange {
 }
 
 pub const SUPPORTED_APIS: &[ApiRange] = &[
-    // Produce v0-2 stay advertised as in Kafka 4.0 (KAFKA-18659); their magic 0/1 records are refused.
+    // Produce v0-2 and Fetch v0-3 carry magic 0/1 message sets, converted to and from the log's v2 batches.
     api(ApiKey::Produce, 0, 12),
-    api(ApiKey::Fetch, 4, 17),
-    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Fetch, 0, 17),
+    api(ApiKey::ListOffsets, 0, 10),
     api(ApiKey::Metadata, 0, 13),
-    api(ApiKey::OffsetCommit, 2, 9),
-    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::OffsetCommit, 0, 9),
+    api(ApiKey::OffsetFetch, 0, 9),
     // Groups only; transactional keys answer COORDINATOR_NOT_AVAILABLE until transactions exist.
     api(ApiKey::FindCoordinator, 0, 6),
-    api(ApiKey::JoinGroup, 2, 9),
+    api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::Heartbeat, 0, 4),
     api(ApiKey::LeaveGroup, 0, 5),
     api(ApiKey::SyncGroup, 0, 5),
     api(ApiKey::DescribeGroups, 0, 6),
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::ApiVersions, 0, 4),
-    api(ApiKey::CreateTopics, 2, 7),
-    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::CreateTopics, 0, 7),
+    api(ApiKey::DeleteTopics, 0, 6),
     api(ApiKey::InitProducerId, 0, 5),
-    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
-    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::OffsetForLeaderEpoch, 0, 4),
+    api(ApiKey::DescribeConfigs, 0, 4),
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::DescribeCluster, 0, 2),
-    api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::DescribeLogDirs, 0, 4),
     api(ApiKey::OffsetDelete, 0, 0),
     // KIP-848; librdkafka's group.protocol=consumer also needs OffsetCommit/OffsetFetch v9.
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
@@ -100,11 +103,10 @@ mod tests {
     fn table_is_consistent_with_kafka_protocol() {
         for a in SUPPORTED_APIS {
             assert!(a.min <= a.max, "{:?}", a.key);
-            // Every advertised version above Produce v2 must be decodable by kafka-protocol.
+            // Every advertised version must be decodable, by kafka-protocol or by `legacy`.
             let valid = a.key.valid_versions();
-            let decodable_min = if a.key == ApiKey::Produce { 3 } else { a.min };
             assert!(
-                valid.min <= decodable_min && a.max <= valid.max,
+                crate::legacy::oldest_decodable(a.key) <= a.min && a.max <= valid.max,
                 "{:?} {}..{} vs {:?}",
                 a.key,
                 a.min,

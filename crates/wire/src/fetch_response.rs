@@ -2,19 +2,20 @@
 //!
 //! kafka-protocol's generated encoder needs the records in memory; here the response becomes a list of
 //! [`Chunk`]s: encoded framing in memory, record data as [`RecordData`] (file slices on the plaintext path).
-//! The layout per version (4..=17) is Kafka's `FetchResponse.json`; a test checks it byte for byte against
-//! kafka-protocol's encoder for every version.
+//! The layout per version (0..=17) is Kafka's `FetchResponse.json`; a test checks versions 4..=17 byte for byte
+//! against kafka-protocol's encoder, which no longer has 0-3.
 //!
 //! ```text
 //! size | correlation id | [tagged fields v12+]
-//! throttle_time_ms | error_code (v7+) | session_id (v7+)
+//! throttle_time_ms (v1+) | error_code (v7+) | session_id (v7+)
 //! responses[ topic name (v<13) or topic id (v13+)
-//!            partitions[ index | error | high watermark | last stable offset | log start offset (v5+)
-//!                        aborted transactions (nullable) | preferred read replica (v11+)
+//!            partitions[ index | error | high watermark | last stable offset (v4+) | log start offset (v5+)
+//!                        aborted transactions (nullable, v4+) | preferred read replica (v11+)
 //!                        records (length-prefixed) | [tagged fields v12+] ]
 //!            [tagged fields v12+] ]
 //! [tagged fields v12+]
 //! ```
+//! Versions 0-3 carry magic 0/1 message sets, converted in memory (`legacy::message_set`).
 
 use crate::response::{begin_response, finish_response};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -144,7 +145,9 @@ pub fn encode_fetch_response(
         records_len: 0,
     };
     begin_response(&mut w.buf, ApiKey::Fetch, version, correlation_id);
-    w.buf.put_i32(body.throttle_time_ms);
+    if version >= 1 {
+        w.buf.put_i32(body.throttle_time_ms);
+    }
     if version >= 7 {
         w.buf.put_i16(body.error_code);
         w.buf.put_i32(body.session_id);
@@ -161,19 +164,21 @@ pub fn encode_fetch_response(
             w.buf.put_i32(p.partition_index);
             w.buf.put_i16(p.error_code);
             w.buf.put_i64(p.high_watermark);
-            w.buf.put_i64(p.last_stable_offset);
-            if version >= 5 {
-                w.buf.put_i64(p.log_start_offset);
-            }
-            match &p.aborted_transactions {
-                None if w.flexible => w.buf.put_u8(0),
-                None => w.buf.put_i32(-1),
-                Some(list) => {
-                    w.array_len(list.len());
-                    for &(producer_id, first_offset) in list {
-                        w.buf.put_i64(producer_id);
-                        w.buf.put_i64(first_offset);
-                        w.tagged_fields();
+            if version >= 4 {
+                w.buf.put_i64(p.last_stable_offset);
+                if version >= 5 {
+                    w.buf.put_i64(p.log_start_offset);
+                }
+                match &p.aborted_transactions {
+                    None if w.flexible => w.buf.put_u8(0),
+                    None => w.buf.put_i32(-1),
+                    Some(list) => {
+                        w.array_len(list.len());
+                        for &(producer_id, first_offset) in list {
+                            w.buf.put_i64(producer_id);
+                            w.buf.put_i64(first_offset);
+                            w.tagged_fields();
+                        }
                     }
                 }
             }
@@ -366,6 +371,34 @@ mod tests {
                 );
                 assert_eq!(chunks_len(&chunks), expected.len() as u64);
             }
+        }
+    }
+
+    #[test]
+    fn versions_0_to_3_layout() {
+        let body = sample(true);
+        for version in 0..=3 {
+            let bytes = flatten(&encode_fetch_response(version, 99, &body));
+            let mut want = vec![];
+            want.extend_from_slice(&99i32.to_be_bytes());
+            if version >= 1 {
+                want.extend_from_slice(&5i32.to_be_bytes()); // throttle
+            }
+            want.extend_from_slice(&2i32.to_be_bytes());
+            want.extend_from_slice(b"\x00\x06orders\x00\x00\x00\x02");
+            // partition 0: index, error, high watermark, 203 record bytes
+            want.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+            want.extend_from_slice(&100i64.to_be_bytes());
+            want.extend_from_slice(&203i32.to_be_bytes());
+            want.extend_from_slice(&[7; 200]);
+            want.extend_from_slice(&[9; 3]);
+            // partition 1: error 1, high watermark 0, no records
+            want.extend_from_slice(&[0, 0, 0, 1, 0, 1]);
+            want.extend_from_slice(&0i64.to_be_bytes());
+            want.extend_from_slice(&0i32.to_be_bytes());
+            want.extend_from_slice(b"\x00\x02t2\x00\x00\x00\x00");
+            let size = (want.len() as i32).to_be_bytes();
+            assert_eq!(bytes, [&size[..], &want].concat(), "version {version}");
         }
     }
 

@@ -12,7 +12,7 @@ pub mod api_table;
 pub mod error_code;
 pub mod fetch_response;
 pub mod frame;
-pub mod produce_v0;
+pub mod legacy;
 pub mod request;
 pub mod response;
 

@@ -71,6 +71,13 @@ pub struct Metrics {
     pub fetch_copied_bytes: AtomicU64,
     pub produce_requests: AtomicU64,
     pub fetch_requests: AtomicU64,
+    /// Produce v0-2: partitions whose magic 0/1 message set was up-converted to a v2 batch, and its messages.
+    pub produce_up_converted_batches: AtomicU64,
+    pub produce_up_converted_records: AtomicU64,
+    /// Fetch v0-3: partition answers down-converted to magic 0/1 message sets, built in memory instead of sent
+    /// with sendfile(2), and their bytes.
+    pub fetch_down_conversions: AtomicU64,
+    pub fetch_down_converted_bytes: AtomicU64,
 }
 
 #[derive(Debug)]

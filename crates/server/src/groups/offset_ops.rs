@@ -25,6 +25,9 @@ pub struct PartitionOffset {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: Option<String>,
+    /// On a commit, -1 stores the time the broker receives it (OffsetCommit v1 may name another time); on a
+    /// fetch answer, when the offset was committed (-1: never).
+    pub commit_timestamp_ms: i64,
     pub error_code: i16,
 }
 
@@ -97,7 +100,11 @@ impl GroupCoordinator {
                     offset: p.offset,
                     leader_epoch: p.leader_epoch,
                     metadata: p.metadata.clone().unwrap_or_default(),
-                    commit_timestamp_ms: now,
+                    commit_timestamp_ms: if p.commit_timestamp_ms == -1 {
+                        now
+                    } else {
+                        p.commit_timestamp_ms
+                    },
                 };
                 records.push((encode_key(&key), Some(encode_value(&value))));
             }
@@ -204,6 +211,7 @@ impl GroupCoordinator {
                     offset: committed.map_or(-1, |c| c.offset),
                     leader_epoch: committed.map_or(-1, |c| c.leader_epoch),
                     metadata: Some(committed.map(|c| c.metadata.clone()).unwrap_or_default()),
+                    commit_timestamp_ms: committed.map_or(-1, |c| c.commit_timestamp_ms),
                     error_code: if unstable {
                         error_code::UNSTABLE_OFFSET_COMMIT
                     } else {

@@ -23,6 +23,11 @@ fn open(dir: &std::path::Path) -> Broker {
 }
 
 fn commit(broker: &Broker, group: &str, offset: i64) -> i16 {
+    commit_at(broker, group, offset, -1)
+}
+
+/// A commit outside any generation, stamped `commit_timestamp_ms` (-1: now), as OffsetCommit v0-1 send them.
+fn commit_at(broker: &Broker, group: &str, offset: i64, commit_timestamp_ms: i64) -> i16 {
     let groups = broker.groups().unwrap();
     let offsets = [PartitionOffset {
         topic: "t".into(),
@@ -30,6 +35,7 @@ fn commit(broker: &Broker, group: &str, offset: i64) -> i16 {
         offset,
         leader_epoch: -1,
         metadata: None,
+        commit_timestamp_ms,
         error_code: 0,
     }];
     let committer = Committer {
@@ -171,6 +177,7 @@ fn commits_to_unknown_partitions_and_oversized_metadata_are_refused_per_partitio
             offset: 5,
             leader_epoch: -1,
             metadata: Some("x".repeat(5000)),
+            commit_timestamp_ms: -1,
             error_code: 0,
         },
         PartitionOffset {
@@ -179,6 +186,7 @@ fn commits_to_unknown_partitions_and_oversized_metadata_are_refused_per_partitio
             offset: 5,
             leader_epoch: -1,
             metadata: None,
+            commit_timestamp_ms: -1,
             error_code: 0,
         },
     ];
@@ -402,4 +410,36 @@ fn a_heartbeat_whose_records_cannot_be_written_answers_coordinator_not_available
         Some(durable),
         "what was never written is not restored"
     );
+}
+
+/// OffsetCommit v1's per-partition commit timestamp is stored as the commit time (Kafka's `commitTimestamp`),
+/// also across a reopen; -1 stores the time the broker received the commit.
+#[test]
+fn a_commit_keeps_the_timestamp_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    broker.create_topic("t", 1, 1, Default::default()).unwrap();
+    let stamped = 1_600_000_000_000;
+    assert_eq!(commit_at(&broker, "named", 7, stamped), error_code::NONE);
+    let before = now_ms();
+    assert_eq!(commit_at(&broker, "now", 8, -1), error_code::NONE);
+    let fetched = |broker: &Broker, group: &str| {
+        let found =
+            broker
+                .groups()
+                .unwrap()
+                .fetch_offsets(group, Some(vec![("t".into(), 0)]), false);
+        (found[0].offset, found[0].commit_timestamp_ms)
+    };
+    assert_eq!(fetched(&broker, "named"), (7, stamped));
+    let (offset, at) = fetched(&broker, "now");
+    assert_eq!(offset, 8);
+    assert!(
+        at >= before && at <= now_ms(),
+        "{at} not between {before} and now"
+    );
+    broker.close();
+    drop(broker);
+    let broker = open(dir.path());
+    assert_eq!(fetched(&broker, "named"), (7, stamped), "after replay");
 }

@@ -1,7 +1,7 @@
-//! CreateTopics (v2-7): partitions and replication factor (-1 = broker default), per-topic configs validated,
+//! CreateTopics (v0-7; v0-1 through `ferrite_wire::legacy`): partitions and replication factor (-1 = broker default), per-topic configs validated,
 //! `validate_only`; v5+ answers with the created topic's configs.
 
-use super::util::{handle_with, str_bytes};
+use super::util::{handle_versioned, str_bytes};
 use super::Response;
 use crate::broker::{Broker, TopicError};
 use crate::config::topic::{describe_topic, TopicOverrides};
@@ -15,7 +15,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
     let version = frame.version();
-    handle_with(frame, |request: CreateTopicsRequest| {
+    handle_versioned(frame, |request: CreateTopicsRequest| {
         let mut response = CreateTopicsResponse::default();
         response.topics = request
             .topics

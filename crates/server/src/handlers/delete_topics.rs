@@ -1,7 +1,7 @@
-//! DeleteTopics (v1-6): by name (all versions) or by topic id (v6); the data is removed.
+//! DeleteTopics (v0-6; v0 through `ferrite_wire::legacy`): by name (all versions) or by topic id (v6); the data is removed.
 
 use super::create_topics::topic_error_code;
-use super::util::{handle_with, str_bytes, topic_name};
+use super::util::{handle_versioned, str_bytes, topic_name};
 use super::Response;
 use crate::broker::Broker;
 use ferrite_wire::error_code;
@@ -11,7 +11,7 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 
 pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
     let version = frame.version();
-    handle_with(frame, |request: DeleteTopicsRequest| {
+    handle_versioned(frame, |request: DeleteTopicsRequest| {
         let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
             request
                 .topics

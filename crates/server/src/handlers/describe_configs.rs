@@ -1,7 +1,8 @@
-//! DescribeConfigs (v1-4) with values, sources and synonyms: a topic's configs; a broker's (its node id: every
-//! setting, static and dynamic) or the cluster-wide dynamic defaults (the empty name); a KIP-848 group's.
+//! DescribeConfigs (v0-4) with values, sources and synonyms: a topic's configs; a broker's (its node id: every
+//! setting, static and dynamic) or the cluster-wide dynamic defaults (the empty name); a KIP-848 group's. v0
+//! goes through `ferrite_wire::legacy`, where a config says whether it is a default instead of its source.
 
-use super::util::{handle_with, str_bytes};
+use super::util::{handle_versioned, str_bytes};
 use super::Response;
 use crate::broker::Broker;
 use crate::config::group::describe_group;
@@ -20,7 +21,7 @@ pub const RESOURCE_GROUP: i8 = 32;
 
 pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
     let version = frame.version();
-    handle_with(frame, |request: DescribeConfigsRequest| {
+    handle_versioned(frame, |request: DescribeConfigsRequest| {
         let mut response = DescribeConfigsResponse::default();
         response.results = request
             .resources

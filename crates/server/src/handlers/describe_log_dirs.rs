@@ -1,6 +1,6 @@
-//! DescribeLogDirs (v1-4): partition sizes in the data directory, with the disk's total and usable bytes.
+//! DescribeLogDirs (v0-4; v0 is v1 on the wire): partition sizes in the data directory, with the disk's total and usable bytes.
 
-use super::util::{handle_with, str_bytes, topic_name};
+use super::util::{handle_versioned, str_bytes, topic_name};
 use super::Response;
 use crate::broker::Broker;
 use ferrite_wire::request::RequestFrame;
@@ -10,7 +10,7 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 
 pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
-    handle_with(frame, |request: DescribeLogDirsRequest| {
+    handle_versioned(frame, |request: DescribeLogDirsRequest| {
         let wanted: Vec<(String, Option<Vec<i32>>)> = match &request.topics {
             None => broker
                 .topics()

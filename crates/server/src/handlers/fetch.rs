@@ -1,5 +1,8 @@
-//! Fetch (v4-17). Reads whole batches as file slices, which the connection sends with `sendfile(2)`.
+//! Fetch (v0-17). Reads whole batches as file slices, which the connection sends with `sendfile(2)`.
 //!
+//! - v0-3 (requests through `ferrite_wire::legacy::fetch`): the client reads only magic 0 (v0-1) or magic 1
+//!   (v2-3) message sets, so the batches read are down-converted in memory, at most `partition_max_bytes` per
+//!   partition (always one message), and counted in the broker's metrics: no zero-copy there.
 //! - Long poll: if fewer than `min_bytes` are ready, wait until a produce lands or `max_wait_ms` passes.
 //! - KIP-74: the first partition with data returns at least one whole batch, whatever the byte limits.
 //! - Sessions (KIP-227): the broker declines to create sessions (it answers session id 0), which tells
@@ -7,7 +10,7 @@
 //! - `read_committed` stops at the last stable offset (the high watermark: there are no transactions yet) and
 //!   lists no aborted transactions.
 
-use super::util::{check_leader_epoch, decode};
+use super::util::{check_leader_epoch, decode_versioned};
 use super::Response;
 use crate::broker::{Broker, Topic};
 use ferrite_log::LogError;
@@ -15,6 +18,7 @@ use ferrite_wire::error_code;
 use ferrite_wire::fetch_response::{
     encode_fetch_response, FetchPartition, FetchResponseBody, FetchTopic, RecordData,
 };
+use ferrite_wire::legacy::{fetch::message_format, message_set};
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::FetchRequest;
 use std::sync::atomic::Ordering;
@@ -28,7 +32,7 @@ pub async fn handle(broker: Arc<Broker>, frame: RequestFrame) -> Response {
         .metrics
         .fetch_requests
         .fetch_add(1, Ordering::Relaxed);
-    let request: FetchRequest = match decode(&frame) {
+    let request: FetchRequest = match decode_versioned(&frame) {
         Ok(r) => r,
         Err(close) => return close,
     };
@@ -54,11 +58,7 @@ pub async fn handle(broker: Arc<Broker>, frame: RequestFrame) -> Response {
         let (body, bytes, has_error) = read(&broker, &request, version);
         let now = Instant::now();
         if bytes >= min_bytes.max(1) || has_error || now >= deadline {
-            return Response::Chunks(encode_fetch_response(
-                version,
-                frame.correlation_id(),
-                &body,
-            ));
+            return answer(&broker, &frame, &request, body).await;
         }
         // Not enough yet: sleep until one of these partitions gets data, or the deadline.
         if tokio::time::timeout(deadline - now, woken.notified())
@@ -66,15 +66,78 @@ pub async fn handle(broker: Arc<Broker>, frame: RequestFrame) -> Response {
             .is_err()
         {
             let (body, _, _) = read(&broker, &request, version);
-            return Response::Chunks(encode_fetch_response(
-                version,
-                frame.correlation_id(),
-                &body,
-            ));
+            return answer(&broker, &frame, &request, body).await;
         }
         // A wake-up empties the partition's waiter list: register again before looking again.
         register_interest(&broker, &request, version, &woken);
     }
+}
+
+async fn answer(
+    broker: &Arc<Broker>,
+    frame: &RequestFrame,
+    request: &FetchRequest,
+    body: FetchResponseBody,
+) -> Response {
+    let version = frame.version();
+    let body = if version < 4 {
+        let (broker, request) = (Arc::clone(broker), request.clone());
+        match tokio::task::spawn_blocking(move || down_convert(&broker, &request, version, body))
+            .await
+        {
+            Ok(body) => body,
+            Err(e) => return Response::Close(format!("fetch down-conversion panicked: {e}")),
+        }
+    } else {
+        body
+    };
+    Response::Chunks(encode_fetch_response(
+        version,
+        frame.correlation_id(),
+        &body,
+    ))
+}
+
+/// Fetch v0-3: each partition's batches become one in-memory message set of the version's magic.
+fn down_convert(
+    broker: &Broker,
+    request: &FetchRequest,
+    version: i16,
+    mut body: FetchResponseBody,
+) -> FetchResponseBody {
+    let magic = message_format(version);
+    // The answer lists topics and partitions in request order.
+    let wanted = request.topics.iter().flat_map(|t| t.partitions.iter());
+    let answers = body.topics.iter_mut().flat_map(|t| t.partitions.iter_mut());
+    for (wanted, answer) in wanted.zip(answers) {
+        if answer.records.is_empty() {
+            continue;
+        }
+        let mut batches = vec![];
+        for r in std::mem::take(&mut answer.records) {
+            let read = match r {
+                RecordData::File(slice) => slice.read_to_vec(),
+                RecordData::Memory(bytes) => Ok(bytes.to_vec()),
+            };
+            match read {
+                Ok(bytes) => batches.extend_from_slice(&bytes),
+                Err(e) => {
+                    tracing::error!(partition = answer.partition_index, error = %e, "fetch read failed");
+                    answer.error_code = error_code::KAFKA_STORAGE_ERROR;
+                    batches.clear();
+                    break;
+                }
+            }
+        }
+        let limit = usize::try_from(wanted.partition_max_bytes).unwrap_or(0);
+        let (set, _) = message_set::down_convert(&batches, magic, wanted.fetch_offset, limit);
+        let m = &broker.metrics;
+        m.fetch_down_conversions.fetch_add(1, Ordering::Relaxed);
+        m.fetch_down_converted_bytes
+            .fetch_add(set.len() as u64, Ordering::Relaxed);
+        answer.records = vec![RecordData::Memory(set.into())];
+    }
+    body
 }
 
 /// Asks every requested partition to wake `woken` when it gets data.

@@ -8,6 +8,7 @@ use crate::broker::Broker;
 use crate::config::broker::BrokerConfig;
 use bytes::{BufMut, Bytes, BytesMut};
 use ferrite_wire::api_table::SUPPORTED_APIS;
+use ferrite_wire::legacy::{self, LegacyRequest};
 use ferrite_wire::request::parse_request;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{encode_request_header_into_buffer, Encodable, StrBytes};
@@ -16,7 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// A default-valued body of each request type: structurally valid at every version.
+/// A default-valued body of each request type: structurally valid at every version (versions older than
+/// kafka-protocol encodes through `ferrite_wire::legacy`).
 fn default_body(key: ApiKey, version: i16) -> Option<BytesMut> {
     macro_rules! encode {
         ($t:ty) => {{
@@ -25,24 +27,62 @@ fn default_body(key: ApiKey, version: i16) -> Option<BytesMut> {
             Some(b)
         }};
     }
+    // Also the old versions: the type has a `LegacyRequest` codec.
+    macro_rules! encode_any {
+        ($t:ty) => {{
+            let mut b = BytesMut::new();
+            if version < <$t as kafka_protocol::protocol::Message>::VERSIONS.min {
+                LegacyRequest::encode_legacy(&<$t>::default(), &mut b, version).ok()?;
+            } else {
+                <$t>::default().encode(&mut b, version).ok()?;
+            }
+            Some(b)
+        }};
+    }
     match key {
+        ApiKey::Produce if version <= 2 => {
+            let mut b = BytesMut::new();
+            legacy::produce::encode_request(&ProduceRequest::default(), &mut b, version).ok()?;
+            Some(b)
+        }
         ApiKey::Produce => encode!(ProduceRequest),
-        ApiKey::Fetch => encode!(FetchRequest),
+        ApiKey::Fetch => encode_any!(FetchRequest),
+        ApiKey::ListOffsets if version == 0 => {
+            let mut b = BytesMut::new();
+            let request = legacy::list_offsets::ListOffsetsV0Request {
+                replica_id: -1,
+                topics: vec![],
+            };
+            legacy::list_offsets::encode_request(&request, &mut b);
+            Some(b)
+        }
         ApiKey::ListOffsets => encode!(ListOffsetsRequest),
         ApiKey::Metadata => encode!(MetadataRequest),
         ApiKey::ApiVersions => encode!(ApiVersionsRequest),
-        ApiKey::CreateTopics => encode!(CreateTopicsRequest),
-        ApiKey::DeleteTopics => encode!(DeleteTopicsRequest),
+        ApiKey::CreateTopics => encode_any!(CreateTopicsRequest),
+        ApiKey::DeleteTopics => encode_any!(DeleteTopicsRequest),
         ApiKey::InitProducerId => encode!(InitProducerIdRequest),
-        ApiKey::OffsetForLeaderEpoch => encode!(OffsetForLeaderEpochRequest),
-        ApiKey::DescribeConfigs => encode!(DescribeConfigsRequest),
+        ApiKey::OffsetForLeaderEpoch => encode_any!(OffsetForLeaderEpochRequest),
+        ApiKey::DescribeConfigs => encode_any!(DescribeConfigsRequest),
         ApiKey::AlterConfigs => encode!(AlterConfigsRequest),
         ApiKey::IncrementalAlterConfigs => encode!(IncrementalAlterConfigsRequest),
         ApiKey::CreatePartitions => encode!(CreatePartitionsRequest),
         ApiKey::DeleteRecords => encode!(DeleteRecordsRequest),
         ApiKey::DescribeCluster => encode!(DescribeClusterRequest),
-        ApiKey::DescribeLogDirs => encode!(DescribeLogDirsRequest),
+        ApiKey::DescribeLogDirs => encode_any!(DescribeLogDirsRequest),
         ApiKey::FindCoordinator => encode!(FindCoordinatorRequest),
+        ApiKey::OffsetFetch => encode_any!(OffsetFetchRequest),
+        ApiKey::JoinGroup => encode!(JoinGroupRequest),
+        ApiKey::OffsetCommit if version <= 1 => {
+            let mut b = BytesMut::new();
+            let commit = legacy::offset_commit::LegacyOffsetCommit {
+                request: OffsetCommitRequest::default(),
+                commit_timestamps: vec![],
+            };
+            legacy::offset_commit::encode_request(&commit, &mut b, version).ok()?;
+            Some(b)
+        }
+        ApiKey::OffsetCommit => encode!(OffsetCommitRequest),
         _ => None,
     }
 }
@@ -83,6 +123,20 @@ fn seeds() -> &'static Vec<Bytes> {
         let mut body = BytesMut::new();
         produce.encode(&mut body, 9).unwrap();
         seeds.push(frame(ApiKey::Produce, 9, &body));
+        // Produce v2 with a magic 1 message set, and Fetch v2, which down-converts.
+        let set =
+            legacy::message_set::encode(1, 0, &[(Some(b"k"), Some(b"v"), now), (None, None, now)]);
+        let mut old = produce_request::PartitionProduceData::default();
+        old.records = Some(Bytes::from(set));
+        let mut t = produce_request::TopicProduceData::default();
+        t.name = TopicName(StrBytes::from_static_str("fuzz"));
+        t.partition_data = vec![old];
+        let mut v2 = ProduceRequest::default();
+        v2.acks = 1;
+        v2.topic_data = vec![t];
+        let mut body = BytesMut::new();
+        legacy::produce::encode_request(&v2, &mut body, 2).unwrap();
+        seeds.push(frame(ApiKey::Produce, 2, &body));
         let mut fetch = FetchRequest::default();
         let mut ft = fetch_request::FetchTopic::default();
         ft.topic = TopicName(StrBytes::from_static_str("fuzz"));
@@ -92,6 +146,9 @@ fn seeds() -> &'static Vec<Bytes> {
         let mut body = BytesMut::new();
         fetch.encode(&mut body, 12).unwrap();
         seeds.push(frame(ApiKey::Fetch, 12, &body));
+        let mut body = BytesMut::new();
+        LegacyRequest::encode_legacy(&fetch, &mut body, 2).unwrap();
+        seeds.push(frame(ApiKey::Fetch, 2, &body));
         seeds
     })
 }

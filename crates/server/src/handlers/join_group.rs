@@ -1,6 +1,7 @@
-//! JoinGroup (v2-9). A join that must wait for the rest of the group (the join phase) is answered in the
+//! JoinGroup (v0-9). A join that must wait for the rest of the group (the join phase) is answered in the
 //! second phase, when the coordinator releases it; a safety timeout answers UNKNOWN_MEMBER_ID (the client
-//! rejoins) if the answer never comes.
+//! rejoins) if the answer never comes. v0 has no rebalance timeout: the session timeout serves as one, as in
+//! Kafka.
 
 use super::util::{decode, respond, str_bytes};
 use super::{Dispatched, Response};
@@ -29,7 +30,11 @@ pub fn handle(broker: &Broker, frame: RequestFrame, client_host: String) -> Disp
     if group_id.is_empty() {
         return answer(&frame, join_error(error_code::INVALID_GROUP_ID));
     }
-    let rebalance_timeout_ms = request.rebalance_timeout_ms;
+    let rebalance_timeout_ms = if version == 0 {
+        request.session_timeout_ms
+    } else {
+        request.rebalance_timeout_ms
+    };
     let member_id = request.member_id.to_string();
     let join = JoinRequest {
         member_id: member_id.clone(),

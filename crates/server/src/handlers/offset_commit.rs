@@ -1,11 +1,17 @@
-//! OffsetCommit (v2-9). The records are appended when the request is read (so commits apply in order); the
+//! OffsetCommit (v0-9). The records are appended when the request is read (so commits apply in order); the
 //! answer waits, in the second phase, until they are durable under `__consumer_offsets`' flush policy.
+//!
+//! v0-1 come through `ferrite_wire::legacy`. v0 carries no group membership and commits as a client outside the
+//! group's generations (Kafka 3.9 wrote v0 commits to ZooKeeper, and refused them without ZooKeeper; here they
+//! are ordinary commits, which every OffsetFetch version reads). v1 names a commit timestamp per partition,
+//! stored as the commit time (-1: now), as Kafka does.
 
-use super::util::{decode, respond, topic_name};
+use super::util::{decode, respond_versioned, topic_name};
 use super::{Dispatched, Response};
 use crate::broker::Broker;
 use crate::groups::{Committer, PartitionOffset};
 use ferrite_wire::error_code;
+use ferrite_wire::legacy::offset_commit::{self as legacy, RECEIVE_TIME};
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -14,16 +20,23 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use std::sync::Arc;
 
 pub fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
-    let request: OffsetCommitRequest = match decode(&frame) {
-        Ok(r) => r,
+    let version = frame.version();
+    let decoded = if version <= 1 {
+        legacy::decode_request(frame.body.clone(), version)
+            .map(|c| (c.request, c.commit_timestamps))
+            .map_err(|e| Response::Close(format!("malformed OffsetCommit v{version} request: {e}")))
+    } else {
+        decode::<OffsetCommitRequest>(&frame).map(|r| (r, vec![]))
+    };
+    let (request, commit_timestamps) = match decoded {
+        Ok(decoded) => decoded,
         Err(close) => return Dispatched::Ready(close),
     };
-    let version = frame.version();
-    let offsets: Vec<PartitionOffset> = request
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(move |p| PartitionOffset {
+    let mut commit_timestamps = commit_timestamps.into_iter();
+    let mut offsets: Vec<PartitionOffset> = vec![];
+    for t in &request.topics {
+        for p in &t.partitions {
+            offsets.push(PartitionOffset {
                 topic: t.name.0.to_string(),
                 partition: p.partition_index,
                 offset: p.committed_offset,
@@ -33,10 +46,11 @@ pub fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
                     -1
                 },
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                commit_timestamp_ms: commit_timestamps.next().unwrap_or(RECEIVE_TIME),
                 error_code: error_code::NONE,
-            })
-        })
-        .collect();
+            });
+        }
+    }
     let Some(groups) = broker.groups() else {
         let errors = vec![error_code::COORDINATOR_NOT_AVAILABLE; offsets.len()];
         return Dispatched::Ready(encode(&frame, &offsets, &errors));
@@ -83,5 +97,5 @@ fn encode(frame: &RequestFrame, offsets: &[PartitionOffset], errors: &[i16]) -> 
             topic.partitions.push(partition);
         }
     }
-    respond(frame, &response)
+    respond_versioned(frame, &response)
 }

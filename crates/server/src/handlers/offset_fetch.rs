@@ -1,7 +1,8 @@
-//! OffsetFetch (v1-9): one group per request before v8, several from v8 (KIP-709). Null topics mean every
+//! OffsetFetch (v0-9; v0, which read ZooKeeper in Kafka, is v1 on the wire and reads the same offsets as every
+//! other version): one group per request before v8, several from v8 (KIP-709). Null topics mean every
 //! partition the group has committed.
 
-use super::util::{handle_with, str_bytes, topic_name};
+use super::util::{handle_versioned, str_bytes, topic_name};
 use super::Response;
 use crate::broker::Broker;
 use crate::groups::PartitionOffset;
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 
 pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
     let version = frame.version();
-    handle_with(frame, |request: OffsetFetchRequest| {
+    handle_versioned(frame, |request: OffsetFetchRequest| {
         let mut response = OffsetFetchResponse::default();
         if version >= 8 {
             response.groups = request

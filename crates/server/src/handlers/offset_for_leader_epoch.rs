@@ -1,7 +1,7 @@
-//! OffsetForLeaderEpoch (v2-4): where a leader epoch ended. librdkafka calls it to validate its position
+//! OffsetForLeaderEpoch (v0-4; v0-1 through `ferrite_wire::legacy`, without fencing): where a leader epoch ended. librdkafka calls it to validate its position
 //! whenever batches carry a leader epoch; a wrong answer makes it report lost records.
 
-use super::util::{check_leader_epoch, handle_with, topic_name};
+use super::util::{check_leader_epoch, handle_versioned, topic_name};
 use super::Response;
 use crate::broker::Broker;
 use ferrite_wire::error_code;
@@ -12,7 +12,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
-    handle_with(frame, |request: OffsetForLeaderEpochRequest| {
+    handle_versioned(frame, |request: OffsetForLeaderEpochRequest| {
         let mut response = OffsetForLeaderEpochResponse::default();
         response.topics = request
             .topics

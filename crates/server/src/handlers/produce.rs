@@ -1,4 +1,5 @@
-//! Produce (v0-12). Two phases: every partition is appended in request order when the request is read; in
+//! Produce (v0-12; v0-2 through `ferrite_wire::legacy::produce`, which up-converts their magic 0/1 message
+//! sets to v2 batches, counted in the broker's metrics). Two phases: every partition is appended in request order when the request is read; in
 //! durable mode the response then waits (concurrently with later requests) for the group-committed fsync.
 //! acks=0 sends no response, and closes the connection on any error so the client notices (as Kafka does).
 //!
@@ -10,7 +11,7 @@
 //! `flush.ms`) an append made due. So does a request that must be recompressed (a topic whose
 //! `compression.type` is not `producer`): that is CPU work of milliseconds per large batch.
 
-use super::util::{decode, log_error_code, respond, topic_name, validation_error_code};
+use super::util::{decode, log_error_code, respond_versioned, topic_name, validation_error_code};
 use super::{Dispatched, Response};
 use crate::broker::{Broker, Partition};
 use crate::config::topic::CompressionType;
@@ -18,9 +19,8 @@ use bytes::BytesMut;
 use ferrite_log::batch::{self, Compression, ValidationRules};
 use ferrite_log::{AppendInfo, AppendOrigin, FlushPolicy, LogError};
 use ferrite_wire::error_code;
-use ferrite_wire::produce_v0;
+use ferrite_wire::legacy::produce as legacy;
 use ferrite_wire::request::RequestFrame;
-use ferrite_wire::response::{begin_response, finish_response};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::sync::atomic::Ordering;
@@ -39,10 +39,20 @@ pub async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
         .metrics
         .produce_requests
         .fetch_add(1, Ordering::Relaxed);
-    if frame.version() <= 2 {
-        return Dispatched::Ready(legacy(&frame));
-    }
-    let request: ProduceRequest = match decode(&frame) {
+    let decoded = if frame.version() <= 2 {
+        // Up-conversion may decompress and recompress: CPU work, kept off the connection's task.
+        let (broker, frame) = (Arc::clone(broker), frame.clone());
+        tokio::task::spawn_blocking(move || decode_legacy(&broker, &frame))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Response::Close(format!(
+                    "produce up-conversion panicked: {e}"
+                )))
+            })
+    } else {
+        decode(&frame)
+    };
+    let request: ProduceRequest = match decoded {
         Ok(r) => r,
         Err(close) => return Dispatched::Ready(close),
     };
@@ -70,7 +80,10 @@ pub async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
     let needs_sync = outcomes.iter().any(|o| o.result.is_ok() && is_durable(o));
     if !needs_sync {
         wake_fetchers(&outcomes);
-        return Dispatched::Ready(respond(&frame, &build_response(&topics, &outcomes)));
+        return Dispatched::Ready(respond_versioned(
+            &frame,
+            &build_response(&topics, &outcomes),
+        ));
     }
     Dispatched::Deferred(Box::pin(async move {
         let synced = tokio::task::spawn_blocking(move || wait_durable(outcomes)).await;
@@ -78,7 +91,7 @@ pub async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
             Ok(outcomes) => {
                 // In durable mode the high watermark moves with the sync: wake fetches only now.
                 wake_fetchers(&outcomes);
-                respond(&frame, &build_response(&topics, &outcomes))
+                respond_versioned(&frame, &build_response(&topics, &outcomes))
             }
             Err(e) => Response::Close(format!("produce sync panicked: {e}")),
         }
@@ -278,28 +291,18 @@ fn partition_response(outcome: &PartitionOutcome) -> PartitionProduceResponse {
     r
 }
 
-/// Produce v0-2 carry magic 0/1 message sets, which Kafka 4 refuses: answer every partition with
-/// UNSUPPORTED_VERSION instead of dropping the connection.
-fn legacy(frame: &RequestFrame) -> Response {
-    let Some(request) = produce_v0::decode_request(frame.body.clone()) else {
-        return Response::Close(format!("malformed Produce v{} request", frame.version()));
-    };
-    if request.acks == 0 {
-        return Response::Close("acks=0 produce with an unsupported message format".into());
-    }
-    let mut buf = BytesMut::new();
-    begin_response(
-        &mut buf,
-        frame.api_key,
-        frame.version(),
-        frame.correlation_id(),
-    );
-    produce_v0::encode_error_response(
-        &mut buf,
-        frame.version(),
-        &request,
-        error_code::UNSUPPORTED_VERSION,
-    );
-    finish_response(&mut buf, 0);
-    Response::Frame(buf.freeze())
+/// Produce v0-2: the request with its magic 0/1 message sets up-converted to v2 batches.
+fn decode_legacy(broker: &Broker, frame: &RequestFrame) -> Result<ProduceRequest, Response> {
+    let produce = legacy::decode_request(frame.body.clone(), frame.version()).map_err(|e| {
+        Response::Close(format!(
+            "malformed Produce v{} request: {e}",
+            frame.version()
+        ))
+    })?;
+    let m = &broker.metrics;
+    m.produce_up_converted_batches
+        .fetch_add(produce.up_converted_batches, Ordering::Relaxed);
+    m.produce_up_converted_records
+        .fetch_add(produce.up_converted_records, Ordering::Relaxed);
+    Ok(produce.request)
 }

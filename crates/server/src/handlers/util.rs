@@ -3,6 +3,7 @@
 use super::Response;
 use ferrite_log::{LogError, ValidationError};
 use ferrite_wire::error_code;
+use ferrite_wire::legacy::{self, LegacyRequest, LegacyResponse};
 use ferrite_wire::request::RequestFrame;
 use ferrite_wire::response::encode_response;
 use kafka_protocol::messages::TopicName;
@@ -36,6 +37,40 @@ pub fn handle_with<Req: Decodable, Resp: Encodable>(
 ) -> Response {
     match decode::<Req>(frame) {
         Ok(request) => respond(frame, &f(request)),
+        Err(close) => close,
+    }
+}
+
+/// [`decode`] for an API that also serves versions older than kafka-protocol decodes: those go through
+/// `ferrite_wire::legacy` into the same struct.
+pub fn decode_versioned<T: LegacyRequest>(frame: &RequestFrame) -> Result<T, Response> {
+    legacy::decode_request(frame.body.clone(), frame.version()).map_err(|e| {
+        Response::Close(format!(
+            "malformed {:?} v{} request: {e}",
+            frame.api_key,
+            frame.version()
+        ))
+    })
+}
+
+/// [`respond`] for an API that also serves versions older than kafka-protocol encodes.
+pub fn respond_versioned<T: LegacyResponse>(frame: &RequestFrame, body: &T) -> Response {
+    match legacy::encode_response(frame.api_key, frame.version(), frame.correlation_id(), body) {
+        Ok(bytes) => Response::Frame(bytes),
+        Err(e) => {
+            tracing::error!(error = %e, "response encoding failed");
+            Response::Close(e.to_string())
+        }
+    }
+}
+
+/// [`handle_with`] for an API that also serves versions older than kafka-protocol handles.
+pub fn handle_versioned<Req: LegacyRequest, Resp: LegacyResponse>(
+    frame: &RequestFrame,
+    f: impl FnOnce(Req) -> Resp,
+) -> Response {
+    match decode_versioned::<Req>(frame) {
+        Ok(request) => respond_versioned(frame, &f(request)),
         Err(close) => close,
     }
 }

@@ -26,6 +26,14 @@ impl Raw {
 
     /// Sends a request; returns its correlation id.
     pub fn send<T: Encodable>(&mut self, key: ApiKey, version: i16, body: &T) -> i32 {
+        let mut encoded = BytesMut::new();
+        body.encode(&mut encoded, version).unwrap();
+        self.send_body(key, version, &encoded)
+    }
+
+    /// Sends a request whose body is already encoded (old versions, which `ferrite_wire::legacy` encodes);
+    /// returns its correlation id.
+    pub fn send_body(&mut self, key: ApiKey, version: i16, body: &[u8]) -> i32 {
         let id = self.next_id;
         self.next_id += 1;
         let mut header = RequestHeader::default();
@@ -36,11 +44,24 @@ impl Raw {
         let mut buf = BytesMut::new();
         buf.put_i32(0);
         encode_request_header_into_buffer(&mut buf, &header).unwrap();
-        body.encode(&mut buf, version).unwrap();
+        buf.put_slice(body);
         let size = (buf.len() - 4) as i32;
         buf[..4].copy_from_slice(&size.to_be_bytes());
         self.stream.write_all(&buf).unwrap();
         id
+    }
+
+    /// Sends an encoded body of a non-flexible version and returns the response body.
+    pub fn call_body(&mut self, key: ApiKey, version: i16, body: &[u8]) -> Bytes {
+        let id = self.send_body(key, version, body);
+        let (got, frame) = self.receive().unwrap();
+        assert_eq!(got, id);
+        assert_eq!(
+            key.response_header_version(version),
+            0,
+            "a flexible version"
+        );
+        frame
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
