@@ -1,6 +1,7 @@
 //! Produce (v0-12; v0-2 through `ferrite_wire::legacy::produce`, which up-converts their magic 0/1 message
-//! sets to v2 batches, counted in the broker's metrics). Two phases: every partition is appended in request order when the request is read; in
-//! durable mode the response then waits (concurrently with later requests) for the group-committed fsync.
+//! sets to v2 batches, counted in the broker's metrics). Two phases: every partition is appended in request
+//! order when the request is read; in durable mode the response then waits (concurrently with later requests)
+//! for the group-committed fsync.
 //! acks=0 sends no response, and closes the connection on any error so the client notices (as Kafka does).
 //!
 //! The append runs on the connection's own task: it is validation plus a `pwritev` into the page cache (the
