@@ -63,7 +63,7 @@ impl Broker {
             match effective_config(&live.effective.topic_defaults, &topic.overrides) {
                 Ok(effective) if effective != topic.effective => {
                     for partition in &topic.partitions {
-                        partition.log.update_config(effective.log.clone());
+                        partition.log().update_config(effective.log.clone());
                     }
                     tracing::info!(topic = %topic.name, "topic config changed with the broker defaults");
                     self.publish(Topic {

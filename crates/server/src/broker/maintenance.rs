@@ -99,12 +99,12 @@ fn enforce_retention(broker: &Broker) {
         let deletes = topic.effective.cleanup_policy.deletes();
         for p in &topic.partitions {
             if deletes {
-                if let Err(e) = p.log.enforce_retention() {
-                    tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed");
+                if let Err(e) = p.log().enforce_retention() {
+                    tracing::warn!(topic = %topic.name, partition = p.index(), error = %e, "retention failed");
                 }
             }
-            if let Err(e) = p.log.delete_expired_files() {
-                tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "deleting expired files failed");
+            if let Err(e) = p.log().delete_expired_files() {
+                tracing::warn!(topic = %topic.name, partition = p.index(), error = %e, "deleting expired files failed");
             }
         }
     }
@@ -113,8 +113,8 @@ fn enforce_retention(broker: &Broker) {
 fn flush_if_due(broker: &Broker) {
     for topic in broker.topics() {
         for p in &topic.partitions {
-            if let Err(e) = p.log.flush_if_due() {
-                tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "scheduled flush failed");
+            if let Err(e) = p.flush_if_due() {
+                tracing::warn!(topic = %topic.name, partition = p.index(), error = %e, "scheduled flush failed");
             }
         }
     }
@@ -123,8 +123,8 @@ fn flush_if_due(broker: &Broker) {
 fn checkpoint(broker: &Broker) {
     for topic in broker.topics() {
         for p in &topic.partitions {
-            if let Err(e) = p.log.checkpoint_recovery_point() {
-                tracing::debug!(topic = %topic.name, partition = p.index, error = %e, "recovery point checkpoint skipped");
+            if let Err(e) = p.log().checkpoint_recovery_point() {
+                tracing::debug!(topic = %topic.name, partition = p.index(), error = %e, "recovery point checkpoint skipped");
             }
         }
     }

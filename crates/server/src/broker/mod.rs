@@ -4,7 +4,6 @@
 //! topics are serialised by the metadata mutex, persisted through [`MetadataStore`] before they become
 //! visible, and swap in new immutable [`Topic`] values.
 
-pub mod data_waiters;
 mod dynamic_configs;
 pub mod log_dir_lock;
 pub mod maintenance;
@@ -16,8 +15,9 @@ use crate::config::broker::BrokerConfig;
 use crate::config::dynamic::LiveConfig;
 use crate::config::topic::{effective_config, validate_topic_config, TopicOverrides};
 use crate::groups::GroupCoordinator;
-use ferrite_log::file_names::partition_dir;
-use ferrite_log::{LogOptions, PartitionLog};
+use ferrite_replication::{
+    LeaderEpoch, NodeId, PartitionChange, ReplicaManager, Role, TopicPartition,
+};
 use log_dir_lock::{LogDirError, LogDirLocks};
 use metadata_store::{ClusterMetadata, MetadataStore, StoreError, TopicRecord};
 use std::collections::{BTreeMap, HashMap};
@@ -88,6 +88,8 @@ pub struct Broker {
     /// The configuration with the dynamic broker configs applied (`dynamic_configs.rs`).
     live: RwLock<Arc<LiveConfig>>,
     pub data_dir: PathBuf,
+    /// Every partition replica this node holds.
+    pub replicas: ReplicaManager,
     pub metrics: Metrics,
     store: Box<dyn MetadataStore>,
     metadata: Mutex<ClusterMetadata>,
@@ -141,9 +143,10 @@ impl Broker {
         for setting in skipped {
             tracing::warn!(%setting, "ignoring a stored dynamic broker config this version cannot apply");
         }
+        let replicas = ReplicaManager::new(NodeId(config.node_id), &data_dir);
         let mut topics = HashMap::new();
         for record in metadata.topics.values() {
-            let topic = open_topic(&live.effective, &data_dir, record)?;
+            let topic = open_topic(&live.effective, &replicas, record)?;
             topics.insert(record.name.clone(), Arc::new(topic));
         }
         let broker = Broker {
@@ -151,6 +154,7 @@ impl Broker {
             config,
             live: RwLock::new(Arc::new(live)),
             data_dir,
+            replicas,
             metrics: Metrics::default(),
             store,
             metadata: Mutex::new(metadata),
@@ -286,7 +290,7 @@ impl Broker {
             partitions,
             configs: overrides,
         };
-        let topic = open_topic(&self.live_config().effective, &self.data_dir, &record)?;
+        let topic = open_topic(&self.live_config().effective, &self.replicas, &record)?;
         metadata.topics.insert(name.to_string(), record);
         if let Err(e) = self.store.save(&metadata) {
             metadata.topics.remove(name);
@@ -330,17 +334,13 @@ impl Broker {
             .remove(name);
         drop(metadata);
         if let Some(topic) = &topic {
-            for partition in &topic.partitions {
-                let dir = partition.log.dir().to_path_buf();
-                partition.log.close().ok();
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove deleted partition's directory");
-                }
-            }
-        }
-        if let Some(topic) = &topic {
-            for partition in &topic.partitions {
-                partition.waiters.wake_all(); // long polls on the deleted topic answer now
+            // Taking a replica offline also answers the long polls waiting on it.
+            let removed = topic.partitions.iter().map(|p| PartitionChange::Removed {
+                tp: TopicPartition::new(name, p.index()),
+                delete_data: true,
+            });
+            for (tp, e) in self.replicas.apply(removed.collect()) {
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "removing a deleted partition failed");
             }
         }
         self.topic_names_version.fetch_add(1, Ordering::Relaxed);
@@ -370,12 +370,12 @@ impl Broker {
         }
         let mut partitions = current.partitions.clone();
         for index in existing..total {
-            partitions.push(Arc::new(open_partition(
-                &self.data_dir,
+            partitions.push(open_partition(
+                &self.replicas,
                 name,
                 index,
                 &current.effective.log,
-            )?));
+            )?);
         }
         if let Some(record) = metadata.topics.get_mut(name) {
             record.partitions = total;
@@ -413,7 +413,7 @@ impl Broker {
         }
         self.store.save(&metadata)?;
         for partition in &current.partitions {
-            partition.log.update_config(effective.log.clone());
+            partition.log().update_config(effective.log.clone());
         }
         self.publish(Topic {
             overrides,
@@ -434,13 +434,7 @@ impl Broker {
 
     /// Flushes and closes every log so the next start need not recover them.
     pub fn close(&self) {
-        for topic in self.topics() {
-            for partition in &topic.partitions {
-                if let Err(e) = partition.log.close() {
-                    tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "closing log failed");
-                }
-            }
-        }
+        self.replicas.close_all();
     }
 }
 
@@ -456,13 +450,13 @@ fn clone_topic(t: &Topic) -> Topic {
 
 fn open_topic(
     config: &BrokerConfig,
-    data_dir: &std::path::Path,
+    replicas: &ReplicaManager,
     record: &TopicRecord,
 ) -> Result<Topic, TopicError> {
     let effective = effective_config(&config.topic_defaults, &record.configs)
         .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
     let partitions = (0..record.partitions)
-        .map(|index| open_partition(data_dir, &record.name, index, &effective.log).map(Arc::new))
+        .map(|index| open_partition(replicas, &record.name, index, &effective.log))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Topic {
         name: record.name.clone(),
@@ -473,24 +467,17 @@ fn open_topic(
     })
 }
 
+/// Opens this node's replica of a partition: a single node leads every partition, always in epoch 0.
 fn open_partition(
-    data_dir: &std::path::Path,
+    replicas: &ReplicaManager,
     topic: &str,
     index: i32,
     log_config: &ferrite_log::LogConfig,
-) -> Result<Partition, TopicError> {
-    let dir = partition_dir(data_dir, topic, index);
-    let log = PartitionLog::open(&dir, log_config.clone(), LogOptions::default())?;
-    // A single node leads every partition, always in epoch 0.
-    let leader_epoch = 0;
-    log.begin_leader_epoch(leader_epoch)?;
-    Ok(Partition {
-        topic: topic.to_string(),
-        index,
-        log: Arc::new(log),
-        leader_epoch,
-        waiters: Default::default(),
-    })
+) -> Result<Arc<Partition>, TopicError> {
+    let role = Role::sole_leader(replicas.local_node(), LeaderEpoch(0));
+    replicas
+        .open_or_update(&TopicPartition::new(topic, index), role, log_config.clone())
+        .map_err(|e| TopicError::Storage(e.to_string()))
 }
 
 /// A random 22-character base64url id, the form Kafka uses for cluster ids.

@@ -15,7 +15,7 @@ use super::{now_ms, GroupCoordinator, Groups};
 use ferrite_coordinator::consumer_group_records::ConsumerGroupRecord;
 use ferrite_coordinator::group_metadata;
 use ferrite_coordinator::offsets::{encode_key, encode_value, partition_for_group};
-use ferrite_log::LogError;
+use ferrite_replication::ReplicaError;
 
 /// A partition is rewritten only past this size...
 const MIN_BYTES_BEFORE_REWRITE: u64 = 16 << 20;
@@ -41,7 +41,7 @@ impl GroupCoordinator {
     }
 
     /// Rewrites one partition if it is large enough (or `force`); returns whether it did.
-    pub(crate) fn compact_partition(&self, index: i32, force: bool) -> Result<bool, LogError> {
+    pub(crate) fn compact_partition(&self, index: i32, force: bool) -> Result<bool, ReplicaError> {
         let groups = self.lock();
         let Some(partition) = self.log.partition(index) else {
             return Ok(false);
@@ -51,18 +51,18 @@ impl GroupCoordinator {
             .iter()
             .map(|(k, v)| (k.len() + v.as_ref().map_or(0, Vec::len)) as u64)
             .sum();
-        let size = partition.log.size_bytes();
+        let size = partition.log().size_bytes();
         if !force && size < MIN_BYTES_BEFORE_REWRITE.max(LIVE_STATE_FACTOR * live_bytes) {
             return Ok(false);
         }
-        partition.log.roll()?;
-        let start = partition.log.log_end_offset();
+        partition.log().roll()?;
+        let start = partition.log_end_offset();
         let now = now_ms();
         for chunk in live.chunks(RECORDS_PER_BATCH) {
             append_to(partition, chunk, now)?;
         }
-        partition.log.flush()?;
-        partition.log.advance_log_start_offset(start)?;
+        partition.flush_to(partition.log_end_offset())?;
+        partition.advance_log_start_offset(start)?;
         tracing::info!(
             partition = index,
             bytes_before = size,

@@ -23,7 +23,8 @@ use ferrite_coordinator::group::consumer::{
     GroupDescription, HeartbeatRequest, HeartbeatResponse, TopicView,
 };
 use ferrite_coordinator::group::{ConsumerGroup, ConsumerGroupConfig};
-use ferrite_log::{AppendInfo, LogError};
+use ferrite_log::AppendInfo;
+use ferrite_replication::ReplicaError;
 use ferrite_wire::error_code;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -153,7 +154,7 @@ impl GroupCoordinator {
         group_id: &str,
         entry: &mut ConsumerEntry,
         now: i64,
-    ) -> Result<Option<(Arc<Partition>, AppendInfo)>, LogError> {
+    ) -> Result<Option<(Arc<Partition>, AppendInfo)>, ReplicaError> {
         let records = entry.group.records_since(&entry.persisted);
         let mut last = None;
         for chunk in records.chunks(RECORDS_PER_BATCH) {

@@ -10,7 +10,8 @@ use crate::config::topic::TopicOverrides;
 use bytes::BytesMut;
 use ferrite_log::batch::{self, BatchHeader};
 use ferrite_log::batch_builder::{encode_batch, RecordSpec};
-use ferrite_log::{AppendInfo, AppendOrigin, FlushPolicy, LogError};
+use ferrite_log::{AppendInfo, LogError};
+use ferrite_replication::ReplicaError;
 use std::sync::Arc;
 
 pub const TOPIC: &str = "__consumer_offsets";
@@ -75,7 +76,7 @@ impl OffsetsLog {
     ) -> Result<ReplayStats, LogError> {
         let mut stats = ReplayStats::default();
         for partition in &self.topic.partitions {
-            let log = &partition.log;
+            let log = partition.log();
             let end = log.log_end_offset();
             let mut offset = log.log_start_offset();
             while offset < end {
@@ -112,19 +113,20 @@ impl OffsetsLog {
         group_id: &str,
         records: &[Record],
         now_ms: i64,
-    ) -> Result<(Arc<Partition>, AppendInfo), LogError> {
+    ) -> Result<(Arc<Partition>, AppendInfo), ReplicaError> {
         let partition = Arc::clone(self.partition_for(group_id));
         let info = append_to(&partition, records, now_ms)?;
         Ok((partition, info))
     }
 }
 
-/// Appends records to one partition as one batch, without waiting for durability.
+/// Appends records to one partition as one batch, as its leader, without waiting for durability (the
+/// partition stamps its leader epoch into the batch).
 pub fn append_to(
     partition: &Partition,
     records: &[Record],
     now_ms: i64,
-) -> Result<AppendInfo, LogError> {
+) -> Result<AppendInfo, ReplicaError> {
     let specs: Vec<RecordSpec<'_>> = records
         .iter()
         .map(|(key, value)| RecordSpec {
@@ -135,26 +137,14 @@ pub fn append_to(
         })
         .collect();
     let mut payload = BytesMut::new();
-    encode_batch(&mut payload, &specs, partition.leader_epoch, None);
-    let info = partition.log.append_unsynced(
-        payload.freeze(),
-        AppendOrigin::Client {
-            leader_epoch: partition.leader_epoch,
-        },
-    )?;
-    partition.waiters.wake_all();
-    Ok(info)
+    encode_batch(&mut payload, &specs, -1, None);
+    partition.append_as_leader(payload.freeze())
 }
 
-/// Blocks until an append is durable under its topic's flush policy: synced in durable mode; in periodic mode
-/// a written record already survives the process being killed, which is the guarantee that mode gives.
-pub fn wait_durable(partition: &Partition, info: &AppendInfo) -> Result<(), LogError> {
-    if partition.log.config().flush == FlushPolicy::Durable {
-        partition.log.flush_to(info.last_offset + 1)?;
-    } else if info.flush_due {
-        partition.log.run_due_flush()?;
-    }
-    Ok(())
+/// Blocks until an append is acknowledged under its topic's flush policy (see
+/// [`Partition::wait_acknowledged`]).
+pub fn wait_durable(partition: &Partition, info: &AppendInfo) -> Result<(), ReplicaError> {
+    partition.wait_acknowledged(info)
 }
 
 /// Visits one batch's records; a batch that cannot be read is logged and skipped (its records were validated

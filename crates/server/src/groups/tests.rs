@@ -260,15 +260,15 @@ fn rewriting_a_partition_keeps_the_live_state_and_drops_the_history() {
     let described = groups.describe_consumer(&consumers).unwrap();
     let index = ferrite_coordinator::offsets::partition_for_group("busy", 3);
     let partition = broker.topic("__consumer_offsets").unwrap().partitions[index as usize].clone();
-    let end_before = partition.log.log_end_offset();
+    let end_before = partition.log().log_end_offset();
     assert!(groups.compact_partition(index, true).unwrap());
     assert_eq!(
-        partition.log.log_start_offset(),
+        partition.log().log_start_offset(),
         end_before,
         "history before the rewrite is gone"
     );
     assert_eq!(
-        partition.log.log_end_offset(),
+        partition.log().log_end_offset(),
         end_before + 2 + 8,
         "one offset and one group record; the consumer group's metadata and target epoch, and member, \
          target and current assignment records of each of its two members"
@@ -310,11 +310,11 @@ fn a_consumer_group_survives_a_reopen_and_its_members_keep_their_epochs() {
 
     let index = ferrite_coordinator::offsets::partition_for_group("cg", 3);
     let partition = broker.topic("__consumer_offsets").unwrap().partitions[index as usize].clone();
-    let end = partition.log.log_end_offset();
+    let end = partition.log().log_end_offset();
     let response = members[0].beat(&broker, "cg");
     assert_eq!(response.member_epoch, before.group_epoch);
     assert_eq!(
-        partition.log.log_end_offset(),
+        partition.log().log_end_offset(),
         end,
         "a heartbeat that changed nothing writes nothing"
     );
@@ -378,7 +378,7 @@ fn a_heartbeat_whose_records_cannot_be_written_answers_coordinator_not_available
     let durable = groups.describe_consumer("cg").unwrap();
     let index = ferrite_coordinator::offsets::partition_for_group("cg", 3);
     let partition = broker.topic("__consumer_offsets").unwrap().partitions[index as usize].clone();
-    partition.log.close().unwrap();
+    partition.log().close().unwrap();
 
     let light = HeartbeatRequest {
         rebalance_timeout_ms: -1,

@@ -1,8 +1,9 @@
 //! DeleteRecords (v0-2): move a partition's log start offset forward (-1 means up to the high watermark).
 
-use super::util::{handle_with, log_error_code, topic_name};
+use super::util::{handle_with, leader_partition, log_error_code, topic_name};
 use super::Response;
 use crate::broker::Broker;
+use ferrite_replication::Offset;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::delete_records_response::{
@@ -26,11 +27,15 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
                         let mut r = DeleteRecordsPartitionResult::default();
                         r.partition_index = p.partition_index;
                         r.low_watermark = -1;
-                        let Some(partition) = broker.partition(&t.name.0, p.partition_index) else {
-                            r.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION;
-                            return r;
-                        };
-                        let high_watermark = partition.high_watermark();
+                        let partition =
+                            match leader_partition(broker, &t.name.0, p.partition_index, -1) {
+                                Ok(partition) => partition,
+                                Err(code) => {
+                                    r.error_code = code;
+                                    return r;
+                                }
+                            };
+                        let high_watermark = partition.high_watermark().0;
                         let target = if p.offset == -1 {
                             high_watermark
                         } else {
@@ -40,8 +45,8 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
                             r.error_code = error_code::OFFSET_OUT_OF_RANGE;
                             return r;
                         }
-                        match partition.log.advance_log_start_offset(target) {
-                            Ok(_) => r.low_watermark = partition.log.log_start_offset(),
+                        match partition.advance_log_start_offset(Offset(target)) {
+                            Ok(_) => r.low_watermark = partition.log_start_offset().0,
                             Err(e) => r.error_code = log_error_code(&e),
                         }
                         r

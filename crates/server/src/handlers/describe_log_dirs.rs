@@ -36,11 +36,11 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
                 t.partitions = topic
                     .partitions
                     .iter()
-                    .filter(|p| partitions.as_ref().is_none_or(|w| w.contains(&p.index)))
+                    .filter(|p| partitions.as_ref().is_none_or(|w| w.contains(&p.index())))
                     .map(|p| {
                         let mut d = DescribeLogDirsPartition::default();
-                        d.partition_index = p.index;
-                        d.partition_size = p.log.size_bytes() as i64;
+                        d.partition_index = p.index();
+                        d.partition_size = p.size_bytes() as i64;
                         d.offset_lag = 0;
                         d
                     })

@@ -10,7 +10,7 @@
 //! - `read_committed` stops at the last stable offset (the high watermark: there are no transactions yet) and
 //!   lists no aborted transactions.
 
-use super::util::{check_leader_epoch, decode_versioned};
+use super::util::{decode_versioned, replica_error_code, requested_epoch};
 use super::Response;
 use crate::broker::{Broker, Topic};
 use ferrite_log::LogError;
@@ -158,7 +158,7 @@ fn register_interest(
             .iter()
             .filter_map(|p| topic.as_ref()?.partition(p.partition))
         {
-            p.waiters.register(woken);
+            p.register_waiter(woken);
         }
     }
 }
@@ -232,12 +232,11 @@ fn read_partition(
         out.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION;
         return out;
     };
-    let high_watermark = partition.high_watermark();
-    out.high_watermark = high_watermark;
-    out.last_stable_offset = high_watermark;
-    out.log_start_offset = partition.log.log_start_offset();
-    out.error_code = check_leader_epoch(wanted.current_leader_epoch, partition.leader_epoch);
-    if out.error_code != error_code::NONE {
+    out.high_watermark = partition.high_watermark().0;
+    out.last_stable_offset = out.high_watermark;
+    out.log_start_offset = partition.log_start_offset().0;
+    if let Err(e) = partition.check_leader(requested_epoch(wanted.current_leader_epoch)) {
+        out.error_code = replica_error_code(&e);
         return out;
     }
     if isolation_level == READ_COMMITTED {
@@ -246,11 +245,12 @@ fn read_partition(
     let budget = u64::try_from(wanted.partition_max_bytes)
         .unwrap_or(0)
         .min(response_budget);
-    match partition
-        .log
-        .read(wanted.fetch_offset, budget, high_watermark, min_one)
-    {
-        Ok(result) => out.records = result.slices.into_iter().map(RecordData::File).collect(),
+    match partition.read(wanted.fetch_offset, budget, min_one) {
+        Ok((result, high_watermark)) => {
+            out.high_watermark = high_watermark.0;
+            out.last_stable_offset = high_watermark.0;
+            out.records = result.slices.into_iter().map(RecordData::File).collect();
+        }
         Err(LogError::OffsetOutOfRange { .. }) => out.error_code = error_code::OFFSET_OUT_OF_RANGE,
         Err(e) => {
             tracing::error!(topic = %topic.name, partition = wanted.partition, error = %e, "fetch read failed");

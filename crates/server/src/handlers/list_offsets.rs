@@ -6,7 +6,7 @@
 //! legacy_offsets_before`); for a consumer (replica id -1) offsets above the high watermark become the high
 //! watermark.
 
-use super::util::{check_leader_epoch, handle_with, log_error_code, topic_name};
+use super::util::{handle_with, leader_partition, log_error_code, topic_name};
 use super::Response;
 use crate::broker::{Broker, Partition};
 use bytes::BytesMut;
@@ -44,12 +44,16 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
                     .partitions
                     .iter()
                     .map(|p| {
-                        let partition = broker.partition(&t.name.0, p.partition_index);
+                        let partition = leader_partition(
+                            broker,
+                            &t.name.0,
+                            p.partition_index,
+                            p.current_leader_epoch,
+                        );
                         lookup(
                             partition.as_deref(),
                             p.partition_index,
                             p.timestamp,
-                            p.current_leader_epoch,
                             version,
                         )
                     })
@@ -62,34 +66,32 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
 }
 
 fn lookup(
-    partition: Option<&Partition>,
+    partition: Result<&Partition, &i16>,
     index: i32,
     timestamp: i64,
-    leader_epoch: i32,
     version: i16,
 ) -> ListOffsetsPartitionResponse {
     let mut r = ListOffsetsPartitionResponse::default();
     r.partition_index = index;
     r.timestamp = -1;
     r.offset = -1;
-    let Some(p) = partition else {
-        r.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION;
-        return r;
+    let p = match partition {
+        Ok(p) => p,
+        Err(code) => {
+            r.error_code = *code;
+            return r;
+        }
     };
-    r.error_code = check_leader_epoch(leader_epoch, p.leader_epoch);
-    if r.error_code != error_code::NONE {
-        return r;
-    }
+    let epoch = p.leader_epoch().map_or(-1, |e| e.0);
+    let high_watermark = p.high_watermark().0;
     let found = match timestamp {
-        LATEST => Ok(Some((-1, p.high_watermark(), p.leader_epoch))),
-        EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, p.log.log_start_offset(), p.leader_epoch))),
+        LATEST => Ok(Some((-1, high_watermark, epoch))),
+        EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, p.log_start_offset().0, epoch))),
         LATEST_TIERED => Ok(None),
         MAX_TIMESTAMP => p
-            .log
             .max_timestamp_offset()
             .map(|o| o.map(|o| (o.timestamp, o.offset, o.leader_epoch))),
         t if t >= 0 => p
-            .log
             .offset_for_timestamp(t)
             .map(|o| o.map(|o| (o.timestamp, o.offset, o.leader_epoch))),
         _ => {
@@ -99,7 +101,7 @@ fn lookup(
     };
     match found {
         // A record at or above the high watermark is not visible yet.
-        Ok(Some((ts, offset, epoch))) if timestamp < 0 || offset < p.high_watermark() => {
+        Ok(Some((ts, offset, epoch))) if timestamp < 0 || offset < high_watermark => {
             r.timestamp = ts;
             r.offset = offset;
             if version >= 4 {
@@ -128,14 +130,14 @@ fn handle_v0(broker: &Broker, frame: &RequestFrame) -> Response {
                     error_code: error_code::NONE,
                     old_style_offsets: vec![],
                 };
-                match broker.partition(&name, p.partition_index) {
-                    None => answer.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION,
-                    Some(partition) => {
+                match leader_partition(broker, &name, p.partition_index, -1) {
+                    Err(code) => answer.error_code = code,
+                    Ok(partition) => {
                         let offsets = partition
-                            .log
+                            .log()
                             .legacy_offsets_before(p.timestamp, p.max_num_offsets);
                         answer.old_style_offsets = if from_consumer {
-                            cap_at_high_watermark(offsets, partition.high_watermark())
+                            cap_at_high_watermark(offsets, partition.high_watermark().0)
                         } else {
                             offsets
                         };

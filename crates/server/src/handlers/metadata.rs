@@ -133,10 +133,10 @@ fn topic_entry(broker: &Broker, topic: &Arc<Topic>, version: i16) -> MetadataRes
         .iter()
         .map(|p| {
             let mut mp = MetadataResponsePartition::default();
-            mp.partition_index = p.index;
+            mp.partition_index = p.index();
             mp.leader_id = node;
             if version >= 7 {
-                mp.leader_epoch = p.leader_epoch;
+                mp.leader_epoch = p.leader_epoch().map_or(-1, |e| e.0);
             }
             mp.replica_nodes = vec![node];
             mp.isr_nodes = vec![node];

@@ -12,13 +12,16 @@
 //! `flush.ms`) an append made due. So does a request that must be recompressed (a topic whose
 //! `compression.type` is not `producer`): that is CPU work of milliseconds per large batch.
 
-use super::util::{decode, log_error_code, respond_versioned, topic_name, validation_error_code};
+use super::util::{
+    decode, replica_error_code, respond_versioned, topic_name, validation_error_code,
+};
 use super::{Dispatched, Response};
 use crate::broker::{Broker, Partition};
 use crate::config::topic::CompressionType;
 use bytes::BytesMut;
 use ferrite_log::batch::{self, Compression, ValidationRules};
-use ferrite_log::{AppendInfo, AppendOrigin, FlushPolicy, LogError};
+use ferrite_log::{AppendInfo, LogError};
+use ferrite_replication::ReplicaError;
 use ferrite_wire::error_code;
 use ferrite_wire::legacy::produce as legacy;
 use ferrite_wire::request::RequestFrame;
@@ -71,7 +74,6 @@ pub async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
     };
     start_due_flushes(&outcomes);
     if acks == 0 {
-        wake_fetchers(&outcomes);
         let failed = outcomes.iter().find_map(|o| o.result.err());
         return Dispatched::Ready(match failed {
             Some(code) => Response::Close(format!("acks=0 produce failed with error {code}")),
@@ -80,7 +82,6 @@ pub async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
     }
     let needs_sync = outcomes.iter().any(|o| o.result.is_ok() && is_durable(o));
     if !needs_sync {
-        wake_fetchers(&outcomes);
         return Dispatched::Ready(respond_versioned(
             &frame,
             &build_response(&topics, &outcomes),
@@ -89,11 +90,8 @@ pub async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
     Dispatched::Deferred(Box::pin(async move {
         let synced = tokio::task::spawn_blocking(move || wait_durable(outcomes)).await;
         match synced {
-            Ok(outcomes) => {
-                // In durable mode the high watermark moves with the sync: wake fetches only now.
-                wake_fetchers(&outcomes);
-                respond_versioned(&frame, &build_response(&topics, &outcomes))
-            }
+            // In durable mode the high watermark moves with the sync, which wakes fetches waiting for it.
+            Ok(outcomes) => respond_versioned(&frame, &build_response(&topics, &outcomes)),
             Err(e) => Response::Close(format!("produce sync panicked: {e}")),
         }
     }))
@@ -116,8 +114,8 @@ fn start_due_flushes(outcomes: &[PartitionOutcome]) {
             if info.flush_due {
                 let p = Arc::clone(p);
                 tokio::task::spawn_blocking(move || {
-                    if let Err(e) = p.log.run_due_flush() {
-                        tracing::error!(topic = %p.topic, partition = p.index, error = %e, "background flush failed");
+                    if let Err(e) = p.run_due_flush() {
+                        tracing::error!(topic = %p.topic(), partition = p.index(), error = %e, "background flush failed");
                     }
                 });
             }
@@ -125,20 +123,8 @@ fn start_due_flushes(outcomes: &[PartitionOutcome]) {
     }
 }
 
-/// Wakes long polls waiting on partitions that received records.
-fn wake_fetchers(outcomes: &[PartitionOutcome]) {
-    for o in outcomes.iter().filter(|o| o.result.is_ok()) {
-        if let Some(p) = &o.partition {
-            p.waiters.wake_all();
-        }
-    }
-}
-
 fn is_durable(outcome: &PartitionOutcome) -> bool {
-    outcome
-        .partition
-        .as_ref()
-        .is_some_and(|p| p.log.config().flush == FlushPolicy::Durable)
+    outcome.partition.as_ref().is_some_and(|p| p.is_durable())
 }
 
 /// Appends every partition's records, in request order. Returns topic names and per-partition outcomes.
@@ -159,22 +145,24 @@ fn append_all(broker: &Broker, request: ProduceRequest) -> (Vec<String>, Vec<Par
                 .as_ref()
                 .is_some_and(|t| t.effective.min_insync_replicas > 1);
         for data in topic.partition_data {
-            let partition = topic_state
-                .as_ref()
-                .and_then(|t| t.partition(data.index).cloned());
+            let leader = broker
+                .replicas
+                .leader_partition(&name, data.index, None)
+                .map_err(|e| replica_error_code(&e));
             let result = if invalid_acks {
                 Err(error_code::INVALID_REQUIRED_ACKS)
-            } else if too_few_replicas && partition.is_some() {
+            } else if too_few_replicas && leader.is_ok() {
                 Err(error_code::NOT_ENOUGH_REPLICAS)
             } else if transactional {
                 // Transactions are not supported yet (no AddPartitionsToTxn is advertised).
                 Err(error_code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
             } else {
-                match &partition {
-                    None => Err(error_code::UNKNOWN_TOPIC_OR_PARTITION),
-                    Some(p) => append_one(p, data.records, target_codec),
+                match &leader {
+                    Err(code) => Err(*code),
+                    Ok(p) => append_one(p, data.records, target_codec),
                 }
             };
+            let partition = leader.ok();
             outcomes.push(PartitionOutcome {
                 topic: t,
                 index: data.index,
@@ -212,14 +200,16 @@ fn append_one(
         None => records,
         Some(codec) => recompressed(partition, &records, codec)?.freeze(),
     };
-    let origin = AppendOrigin::Client {
-        leader_epoch: partition.leader_epoch,
-    };
-    partition.log.append_unsynced(payload, origin).map_err(|e| {
-        if !matches!(e, LogError::Validation(_) | LogError::Producer(_)) {
-            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "append failed");
+    partition.append_as_leader(payload).map_err(|e| {
+        let expected = matches!(
+            e,
+            ReplicaError::Log(LogError::Validation(_) | LogError::Producer(_))
+                | ReplicaError::NotLeader { .. }
+        );
+        if !expected {
+            tracing::error!(topic = %partition.topic(), partition = partition.index(), error = %e, "append failed");
         }
-        log_error_code(&e)
+        replica_error_code(&e)
     })
 }
 
@@ -229,7 +219,7 @@ fn recompressed(
     records: &[u8],
     codec: Compression,
 ) -> Result<BytesMut, i16> {
-    let config = partition.log.config();
+    let config = partition.log().config();
     let now = ferrite_log::Clock::now_ms(&ferrite_log::SystemClock);
     batch::validate_payload(records, &ValidationRules::from_config(&config), now)
         .and_then(|_| batch::recompress_payload(records, codec))
@@ -240,10 +230,10 @@ fn recompressed(
 fn wait_durable(mut outcomes: Vec<PartitionOutcome>) -> Vec<PartitionOutcome> {
     for outcome in &mut outcomes {
         if let (Ok(info), Some(p)) = (&outcome.result, &outcome.partition) {
-            if p.log.config().flush == FlushPolicy::Durable {
-                if let Err(e) = p.log.flush_to(info.last_offset + 1) {
-                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "durable flush failed");
-                    outcome.result = Err(log_error_code(&e));
+            if p.is_durable() {
+                if let Err(e) = p.wait_acknowledged(info) {
+                    tracing::error!(topic = %p.topic(), partition = p.index(), error = %e, "durable flush failed");
+                    outcome.result = Err(replica_error_code(&e));
                 }
             }
         }
@@ -286,7 +276,7 @@ fn partition_response(outcome: &PartitionOutcome) -> PartitionProduceResponse {
             r.log_start_offset = outcome
                 .partition
                 .as_ref()
-                .map_or(-1, |p| p.log.log_start_offset());
+                .map_or(-1, |p| p.log_start_offset().0);
         }
     }
     r

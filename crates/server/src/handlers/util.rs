@@ -1,13 +1,16 @@
 //! Helpers shared by handlers: decoding bodies, encoding responses, mapping storage errors to Kafka codes.
 
 use super::Response;
+use crate::broker::{Broker, Partition};
 use ferrite_log::{LogError, ValidationError};
+use ferrite_replication::{LeaderEpoch, ReplicaError};
 use ferrite_wire::error_code;
 use ferrite_wire::legacy::{self, LegacyRequest, LegacyResponse};
 use ferrite_wire::request::RequestFrame;
 use ferrite_wire::response::encode_response;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use std::sync::Arc;
 
 /// Decodes the body; a malformed body closes the connection, as Kafka does.
 pub fn decode<T: Decodable>(frame: &RequestFrame) -> Result<T, Response> {
@@ -118,15 +121,35 @@ pub fn validation_error_code(e: &ValidationError) -> i16 {
     }
 }
 
-/// Kafka's leader-epoch fencing for a request carrying the client's view of the epoch (-1: no check).
-pub fn check_leader_epoch(requested: i32, current: i32) -> i16 {
-    if requested == -1 || requested == current {
-        error_code::NONE
-    } else if requested < current {
-        error_code::FENCED_LEADER_EPOCH
-    } else {
-        error_code::UNKNOWN_LEADER_EPOCH
+/// The client's view of a partition's leader epoch, as a request carries it (-1: the client does not say).
+pub fn requested_epoch(epoch: i32) -> Option<LeaderEpoch> {
+    (epoch >= 0).then_some(LeaderEpoch(epoch))
+}
+
+/// The Kafka error a client acts on for a partition this node cannot serve as asked.
+pub fn replica_error_code(e: &ReplicaError) -> i16 {
+    match e {
+        ReplicaError::UnknownTopicOrPartition { .. } => error_code::UNKNOWN_TOPIC_OR_PARTITION,
+        ReplicaError::NotLeader { .. } | ReplicaError::StaleRole { .. } => {
+            error_code::NOT_LEADER_OR_FOLLOWER
+        }
+        ReplicaError::FencedLeaderEpoch { .. } => error_code::FENCED_LEADER_EPOCH,
+        ReplicaError::UnknownLeaderEpoch { .. } => error_code::UNKNOWN_LEADER_EPOCH,
+        ReplicaError::Log(e) => log_error_code(e),
     }
+}
+
+/// The leader replica of `topic`-`index` at the epoch the client names, or the error code to answer with.
+pub fn leader_partition(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    current_leader_epoch: i32,
+) -> Result<Arc<Partition>, i16> {
+    broker
+        .replicas
+        .leader_partition(topic, index, requested_epoch(current_leader_epoch))
+        .map_err(|e| replica_error_code(&e))
 }
 
 #[cfg(test)]
@@ -134,10 +157,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn leader_epoch_fencing() {
-        assert_eq!(check_leader_epoch(-1, 5), error_code::NONE);
-        assert_eq!(check_leader_epoch(5, 5), error_code::NONE);
-        assert_eq!(check_leader_epoch(4, 5), error_code::FENCED_LEADER_EPOCH);
-        assert_eq!(check_leader_epoch(6, 5), error_code::UNKNOWN_LEADER_EPOCH);
+    fn leader_epoch_fencing_codes() {
+        assert_eq!(requested_epoch(-1), None);
+        assert_eq!(requested_epoch(5), Some(LeaderEpoch(5)));
+        let fenced = ReplicaError::FencedLeaderEpoch {
+            requested: LeaderEpoch(4),
+            current: LeaderEpoch(5),
+        };
+        assert_eq!(replica_error_code(&fenced), error_code::FENCED_LEADER_EPOCH);
+        let unknown = ReplicaError::UnknownLeaderEpoch {
+            requested: LeaderEpoch(6),
+            current: LeaderEpoch(5),
+        };
+        assert_eq!(
+            replica_error_code(&unknown),
+            error_code::UNKNOWN_LEADER_EPOCH
+        );
     }
 }

@@ -1,20 +1,21 @@
-//! Long-polling fetches waiting for data on a partition.
+//! Requests waiting for a partition's high watermark to move: fetch long polls (and, with replication,
+//! `acks=all` produces).
 //!
-//! A fetch registers one `Notify` with each partition it reads, before it first looks for data, and an append
-//! wakes only the fetches registered with that partition. `notify_one` leaves a permit when the fetch is not
-//! yet waiting, so a wake-up between "no data yet" and "start waiting" is never lost. Registrations are weak:
-//! a finished fetch leaves a dead entry, pruned whenever another fetch registers.
+//! A waiter registers one `Notify` with each partition it watches, before it first looks, and the partition
+//! wakes its waiters whenever the high watermark moves. `notify_one` leaves a permit when the waiter is not
+//! yet waiting, so a move between "not enough yet" and "start waiting" is never lost. Registrations are
+//! weak: a finished request leaves a dead entry, pruned whenever another one registers.
 
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::Notify;
 
 #[derive(Debug, Default)]
-pub struct DataWaiters {
+pub struct Waiters {
     waiters: Mutex<Vec<Weak<Notify>>>,
 }
 
-impl DataWaiters {
-    /// Registers a fetch (again after a wake-up; registering twice keeps one entry).
+impl Waiters {
+    /// Registers a waiter (again after a wake-up; registering twice keeps one entry).
     pub fn register(&self, notify: &Arc<Notify>) {
         let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
         waiters.retain(|w| w.strong_count() > 0);
@@ -24,7 +25,7 @@ impl DataWaiters {
         }
     }
 
-    /// Wakes every registered fetch; each re-registers if it goes on waiting.
+    /// Wakes every registered waiter; each re-registers if it goes on waiting.
     pub fn wake_all(&self) {
         let waiters = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|p| p.into_inner()));
         for notify in waiters.iter().filter_map(Weak::upgrade) {
@@ -43,8 +44,8 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn wakes_registered_fetches_and_prunes_finished_ones() {
-        let waiters = DataWaiters::default();
+    async fn wakes_registered_waiters_and_prunes_finished_ones() {
+        let waiters = Waiters::default();
         let a = Arc::new(Notify::new());
         waiters.register(&a);
         {
@@ -57,7 +58,7 @@ mod tests {
         assert_eq!(
             waiters.registered(),
             2,
-            "the finished fetch's entry was pruned, b counted once"
+            "the finished waiter's entry was pruned, b counted once"
         );
         // The wake comes before anyone waits: the permit is kept.
         waiters.wake_all();

@@ -1,0 +1,41 @@
+//! Why a partition request cannot be served here; the server maps each to the Kafka error a client acts on.
+
+use crate::ids::{LeaderEpoch, NodeId};
+use ferrite_log::LogError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// UNKNOWN_TOPIC_OR_PARTITION: this node has no replica of it.
+    #[error("no replica of {topic}-{partition} on this node")]
+    UnknownTopicOrPartition { topic: String, partition: i32 },
+    /// NOT_LEADER_OR_FOLLOWER: the client must refresh its metadata.
+    #[error("this node is not the leader of {topic}-{partition} (it is {role})")]
+    NotLeader {
+        topic: String,
+        partition: i32,
+        role: &'static str,
+        leader: Option<NodeId>,
+    },
+    /// FENCED_LEADER_EPOCH: the client's view of the leadership is older than ours.
+    #[error("leader epoch {requested} is older than the current {current}")]
+    FencedLeaderEpoch {
+        requested: LeaderEpoch,
+        current: LeaderEpoch,
+    },
+    /// UNKNOWN_LEADER_EPOCH: the client knows a newer leadership than this node does yet.
+    #[error("leader epoch {requested} is newer than the current {current}")]
+    UnknownLeaderEpoch {
+        requested: LeaderEpoch,
+        current: LeaderEpoch,
+    },
+    /// A role change older than the role in force (stale metadata): refused, nothing changes.
+    #[error("{topic}-{partition}: cannot go from {from:?} to {to:?}")]
+    StaleRole {
+        topic: String,
+        partition: i32,
+        from: crate::Role,
+        to: crate::Role,
+    },
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
