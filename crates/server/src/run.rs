@@ -1,9 +1,9 @@
 //! Start-up and shutdown of the whole broker.
 
-use crate::broker::log_dir_lock::LogDirLocks;
-use crate::broker::metadata_store::FileMetadataStore;
-use crate::broker::{maintenance, Broker};
 use crate::config::broker::BrokerConfig;
+use crate::node::log_dir_lock::LogDirLocks;
+use crate::node::metadata_store::FileMetadataStore;
+use crate::node::{maintenance, Node};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -38,7 +38,7 @@ pub async fn run(mut config: BrokerConfig) -> Result<(), String> {
     let data_dir = config.log_dirs.first().cloned().unwrap_or_default();
     let store = Box::new(FileMetadataStore::new(&data_dir));
     let broker = tokio::task::spawn_blocking(move || {
-        Broker::open_locked(config, store, locks).map_err(|e| e.to_string())
+        Node::open_locked(config, store, locks).map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())??;

@@ -12,7 +12,7 @@
 //! Which settings may change live is the `update` column of the broker table (`broker_table.rs`), plus every
 //! broker synonym of a topic config (`log.retention.ms`, `message.max.bytes`, ...), as in Kafka. A change to
 //! a topic default reaches every partition whose topic does not override it; that is the broker's job
-//! (`Broker::alter_broker_configs`). Values are stored as Kafka reports them back.
+//! (`Node::alter_broker_configs`). Values are stored as Kafka reports them back.
 
 use std::collections::BTreeMap;
 

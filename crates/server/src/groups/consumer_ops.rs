@@ -16,14 +16,15 @@
 
 use super::offsets_log::{wait_durable, Record};
 use super::{now_ms, GroupCoordinator};
-use crate::broker::{Broker, Partition};
 use crate::config::group::GroupTimings;
+use crate::node::Partition;
 use ferrite_coordinator::consumer_group_records::ConsumerGroupImage;
 use ferrite_coordinator::group::consumer::{
     GroupDescription, HeartbeatRequest, HeartbeatResponse, TopicView,
 };
 use ferrite_coordinator::group::{ConsumerGroup, ConsumerGroupConfig};
 use ferrite_log::AppendInfo;
+use ferrite_metadata::MetadataImage;
 use ferrite_replication::ReplicaError;
 use ferrite_wire::error_code;
 use std::sync::Arc;
@@ -34,21 +35,21 @@ use uuid::Uuid;
 /// a crash between batches leaves the target epoch behind the group epoch, and restore recomputes it.
 const RECORDS_PER_BATCH: usize = 500;
 
-/// Topic metadata straight from the broker's topic table.
-pub struct BrokerTopics<'a>(pub &'a Broker);
+/// Topic metadata as the metadata image has it.
+pub struct ImageTopics<'a>(pub &'a MetadataImage);
 
-impl TopicView for BrokerTopics<'_> {
+impl TopicView for ImageTopics<'_> {
     fn topic(&self, name: &str) -> Option<(Uuid, i32)> {
         let topic = self.0.topic(name)?;
-        Some((topic.id, i32::try_from(topic.partitions.len()).ok()?))
+        Some((topic.id, topic.partition_count()))
     }
 
     fn topic_names(&self) -> Vec<String> {
-        self.0.topics().iter().map(|t| t.name.clone()).collect()
+        self.0.topics().map(|t| t.name.clone()).collect()
     }
 
     fn names_version(&self) -> u64 {
-        self.0.topic_names_version()
+        self.0.topics_version()
     }
 }
 
@@ -88,11 +89,11 @@ impl GroupCoordinator {
     /// [`GroupCoordinator::finish_heartbeat`].
     pub fn consumer_heartbeat(
         &self,
-        broker: &Broker,
         group_id: &str,
         request: HeartbeatRequest,
     ) -> HeartbeatOutcome {
         let now = now_ms();
+        let image = self.metadata.current();
         let mut groups = self.lock();
         if let Some(classic) = groups.classic.get(group_id) {
             if classic.group.has_members() {
@@ -109,14 +110,14 @@ impl GroupCoordinator {
             }
             groups.classic.remove(group_id);
         }
-        let config = self.consumer_config_for(broker, group_id);
+        let config = self.consumer_config_for(group_id);
         let entry = groups
             .consumer
             .entry(group_id.to_string())
             .or_insert_with(|| ConsumerEntry::new(ConsumerGroup::new(group_id, config)));
         let response = entry
             .group
-            .heartbeat(request, &BrokerTopics(broker), now, || {
+            .heartbeat(request, &ImageTopics(&image), now, || {
                 Uuid::new_v4().to_string()
             });
         match self.persist_consumer(group_id, entry, now) {
@@ -169,9 +170,10 @@ impl GroupCoordinator {
     }
 
     /// Session and revocation deadlines of consumer groups; members removed get tombstones.
-    pub(super) fn tick_consumer_groups(&self, broker: &Broker, now: i64) {
+    pub(super) fn tick_consumer_groups(&self, now: i64) {
+        let image = self.metadata.current();
+        let topics = ImageTopics(&image);
         let mut groups = self.lock();
-        let topics = BrokerTopics(broker);
         for (group_id, entry) in groups.consumer.iter_mut() {
             if entry.group.next_deadline_ms().is_none_or(|d| d > now) {
                 continue;
@@ -200,12 +202,8 @@ impl GroupCoordinator {
     }
 
     /// The settings a consumer group starts with: the broker's, with the group's own configs applied.
-    pub(super) fn consumer_config_for(
-        &self,
-        broker: &Broker,
-        group_id: &str,
-    ) -> ConsumerGroupConfig {
-        let timings = broker.group_timings(group_id);
+    pub(super) fn consumer_config_for(&self, group_id: &str) -> ConsumerGroupConfig {
+        let timings = self.timings(group_id);
         ConsumerGroupConfig {
             session_timeout_ms: timings.session_timeout_ms,
             heartbeat_interval_ms: timings.heartbeat_interval_ms,

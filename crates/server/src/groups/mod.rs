@@ -24,8 +24,9 @@ pub mod offsets_log;
 #[cfg(test)]
 mod tests;
 
-use crate::broker::{Broker, TopicError};
+use crate::config::group::{group_timings, GroupTimings};
 use crate::config::BrokerConfig;
+use crate::node::{Partition, TopicError};
 use consumer_ops::ConsumerEntry;
 use ferrite_coordinator::consumer_group_records::{ConsumerGroupImage, ConsumerGroupRecord};
 use ferrite_coordinator::group::{
@@ -33,15 +34,17 @@ use ferrite_coordinator::group::{
 };
 use ferrite_coordinator::group_metadata::{self, GroupSnapshot};
 use ferrite_coordinator::offsets::{decode_key, OffsetStore, RecordError, RecordKey};
+use ferrite_metadata::{ConfigResource, SharedImage};
 use offsets_log::{OffsetsLog, Record};
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
 pub use classic_ops::{join_error, GroupDescription, JoinWait, SyncWait};
-pub use consumer_ops::{BrokerTopics, HeartbeatOutcome};
+pub use consumer_ops::{HeartbeatOutcome, ImageTopics};
 pub use offset_ops::{CommitOutcome, Committer, PartitionOffset};
+pub use offsets_log::{offsets_topic_overrides, TOPIC as OFFSETS_TOPIC};
 
 /// How often session and join deadlines are checked.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -101,10 +104,23 @@ pub(crate) struct Groups {
     pub pending_commits: HashMap<String, usize>,
 }
 
+/// What the coordinator is started with. It holds no reference to the node: topics and group configs come
+/// from the shared metadata image, its partitions from the replica manager.
+#[derive(Debug)]
+pub struct CoordinatorContext {
+    pub config: BrokerConfig,
+    pub metadata: Arc<SharedImage>,
+    /// Every `__consumer_offsets` partition, in index order.
+    pub offsets_partitions: Vec<Arc<Partition>>,
+}
+
 #[derive(Debug)]
 pub struct GroupCoordinator {
     settings: GroupSettings,
     consumer_config: ConsumerGroupConfig,
+    /// For the broker-level group settings that per-group configs override.
+    config: BrokerConfig,
+    metadata: Arc<SharedImage>,
     log: OffsetsLog,
     groups: Mutex<Groups>,
 }
@@ -116,11 +132,22 @@ pub fn now_ms() -> i64 {
 }
 
 impl GroupCoordinator {
-    /// Opens (or creates) `__consumer_offsets` and rebuilds every group and committed offset from it.
-    pub fn start(broker: &Broker) -> Result<GroupCoordinator, TopicError> {
-        let settings = GroupSettings::from_config(&broker.config);
-        let consumer_config = consumer_ops::consumer_config(&broker.config);
-        let log = OffsetsLog::open(broker)?;
+    /// Rebuilds every group and committed offset from `__consumer_offsets`.
+    pub fn start(context: CoordinatorContext) -> Result<GroupCoordinator, TopicError> {
+        let CoordinatorContext {
+            config,
+            metadata,
+            offsets_partitions,
+        } = context;
+        if offsets_partitions.is_empty() {
+            return Err(TopicError::Storage(format!(
+                "{} has no partitions",
+                offsets_log::TOPIC
+            )));
+        }
+        let settings = GroupSettings::from_config(&config);
+        let consumer_config = consumer_ops::consumer_config(&config);
+        let log = OffsetsLog::new(offsets_partitions);
         let started = std::time::Instant::now();
         let mut groups = Groups::default();
         let mut replayed = Replayed::default();
@@ -133,9 +160,16 @@ impl GroupCoordinator {
                 }
             })
             .map_err(|e| TopicError::Storage(format!("replaying __consumer_offsets: {e}")))?;
-        replayed.restore(&mut groups, &settings, &consumer_config, broker);
+        let image = metadata.current();
+        replayed.restore(
+            &mut groups,
+            &settings,
+            &consumer_config,
+            &ImageTopics(&image),
+        );
         for (group_id, entry) in groups.consumer.iter_mut() {
-            let timings = broker.group_timings(group_id);
+            let overrides = image.configs(&ConfigResource::Group(group_id.clone()));
+            let timings = group_timings(&config, overrides);
             entry
                 .group
                 .set_timings(timings.session_timeout_ms, timings.heartbeat_interval_ms);
@@ -152,6 +186,8 @@ impl GroupCoordinator {
         let coordinator = GroupCoordinator {
             settings,
             consumer_config,
+            config,
+            metadata,
             log,
             groups: Mutex::new(groups),
         };
@@ -167,8 +203,17 @@ impl GroupCoordinator {
         &self.settings
     }
 
+    /// A consumer group's session timeout and heartbeat interval: the broker's, or its own configs.
+    fn timings(&self, group_id: &str) -> GroupTimings {
+        let image = self.metadata.current();
+        group_timings(
+            &self.config,
+            image.configs(&ConfigResource::Group(group_id.to_string())),
+        )
+    }
+
     /// Session and join deadlines of every group; answers released by them go to their waiting requests.
-    pub fn tick(&self, broker: &Broker) {
+    pub fn tick(&self) {
         let now = now_ms();
         {
             let mut groups = self.lock();
@@ -178,7 +223,7 @@ impl GroupCoordinator {
                 self.persist_if_changed(group_id, entry, now);
             }
         }
-        self.tick_consumer_groups(broker, now);
+        self.tick_consumer_groups(now);
     }
 
     /// Writes a classic group's record when it reaches a state a restart can resume from (a completed
@@ -234,16 +279,15 @@ impl Replayed {
         groups: &mut Groups,
         settings: &GroupSettings,
         consumer_config: &ConsumerGroupConfig,
-        broker: &Broker,
+        topics: &ImageTopics<'_>,
     ) {
         let now = now_ms();
-        let topics = BrokerTopics(broker);
         for (group_id, image) in self.consumer {
             if image.is_empty() {
                 continue;
             }
             let group =
-                ConsumerGroup::restore(&group_id, consumer_config.clone(), &image, &topics, now);
+                ConsumerGroup::restore(&group_id, consumer_config.clone(), &image, topics, now);
             groups.consumer.insert(
                 group_id,
                 ConsumerEntry {

@@ -4,12 +4,13 @@
 
 use super::offsets_log::{wait_durable, Record};
 use super::{now_ms, ClassicEntry, GroupCoordinator, Groups};
-use crate::broker::{Broker, Partition};
+use crate::node::Partition;
 use ferrite_coordinator::consumer_group_records::ConsumerGroupRecord;
 use ferrite_coordinator::group::{ClassicGroup, ConsumerGroup, GroupState};
 use ferrite_coordinator::group_metadata;
 use ferrite_coordinator::offsets::{encode_key, encode_value, CommittedOffset, OffsetKey};
 use ferrite_log::AppendInfo;
+use ferrite_metadata::MetadataImage;
 use ferrite_wire::error_code;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -64,12 +65,12 @@ impl GroupCoordinator {
     /// Validates and appends an OffsetCommit; answer only after [`GroupCoordinator::finish_commit`].
     pub fn commit(
         &self,
-        broker: &Broker,
         group_id: &str,
         committer: Committer<'_>,
         offsets: &[PartitionOffset],
     ) -> CommitOutcome {
         let now = now_ms();
+        let image = self.metadata.current();
         let mut groups = self.lock();
         let consumer_group = groups.consumer.get(group_id).map(|e| &e.group);
         let group_error = match groups.classic.get(group_id) {
@@ -88,7 +89,7 @@ impl GroupCoordinator {
         let mut errors = Vec::with_capacity(offsets.len());
         let mut records: Vec<Record> = vec![];
         for p in offsets {
-            let error = partition_error(broker, p);
+            let error = partition_error(&image, p);
             errors.push(error);
             if error == error_code::NONE {
                 let key = OffsetKey {
@@ -405,14 +406,17 @@ fn apply(groups: &mut Groups, records: &[Record]) {
     }
 }
 
-fn partition_error(broker: &Broker, p: &PartitionOffset) -> i16 {
+fn partition_error(image: &MetadataImage, p: &PartitionOffset) -> i16 {
     if p.metadata
         .as_ref()
         .is_some_and(|m| m.len() > OFFSET_METADATA_MAX_BYTES)
     {
         return error_code::OFFSET_METADATA_TOO_LARGE;
     }
-    if broker.partition(&p.topic, p.partition).is_none() {
+    let exists = image
+        .topic(&p.topic)
+        .is_some_and(|t| t.partitions.contains_key(&p.partition));
+    if !exists {
         return error_code::UNKNOWN_TOPIC_OR_PARTITION;
     }
     error_code::NONE

@@ -5,8 +5,8 @@
 //! any topic), with `cleanup.policy=compact` so time and size retention never delete commits. There is no log
 //! cleaner yet; `compaction` bounds the topic by rewriting outgrown partitions from the live state.
 
-use crate::broker::{Broker, Partition, Topic, TopicError};
 use crate::config::topic::TopicOverrides;
+use crate::node::Partition;
 use bytes::BytesMut;
 use ferrite_log::batch::{self, BatchHeader};
 use ferrite_log::batch_builder::{encode_batch, RecordSpec};
@@ -26,7 +26,8 @@ pub type Record = (Vec<u8>, Option<Vec<u8>>);
 
 #[derive(Debug)]
 pub struct OffsetsLog {
-    topic: Arc<Topic>,
+    /// Every partition of the topic, in index order (this node leads them all).
+    partitions: Vec<Arc<Partition>>,
 }
 
 /// What replay found, for the start-up log line.
@@ -36,37 +37,32 @@ pub struct ReplayStats {
     pub bytes: u64,
 }
 
+/// The configs `__consumer_offsets` is created with: compacted (never deleted by retention), with Kafka's
+/// smaller segments.
+pub fn offsets_topic_overrides() -> TopicOverrides {
+    let mut overrides = TopicOverrides::new();
+    overrides.insert("cleanup.policy".into(), "compact".into());
+    overrides.insert("segment.bytes".into(), SEGMENT_BYTES.into());
+    overrides
+}
+
 impl OffsetsLog {
-    /// Opens the topic, creating it with `offsets.topic.num.partitions` partitions if this is a fresh broker.
-    /// An existing topic keeps its partition count (groups must keep mapping where they were).
-    pub fn open(broker: &Broker) -> Result<OffsetsLog, TopicError> {
-        if let Some(topic) = broker.topic(TOPIC) {
-            return Ok(OffsetsLog { topic });
-        }
-        let mut overrides = TopicOverrides::new();
-        overrides.insert("cleanup.policy".into(), "compact".into());
-        overrides.insert("segment.bytes".into(), SEGMENT_BYTES.into());
-        let partitions = broker.config.offsets_topic_num_partitions;
-        let topic = match broker.create_topic(TOPIC, partitions, 1, overrides) {
-            Ok(topic) => topic,
-            Err(TopicError::AlreadyExists(_)) => broker
-                .topic(TOPIC)
-                .ok_or_else(|| TopicError::UnknownTopic(TOPIC.into()))?,
-            Err(e) => return Err(e),
-        };
-        Ok(OffsetsLog { topic })
+    /// The topic's partitions, from the replica manager; there is at least one.
+    pub fn new(partitions: Vec<Arc<Partition>>) -> OffsetsLog {
+        debug_assert!(!partitions.is_empty());
+        OffsetsLog { partitions }
     }
 
     pub fn partition_count(&self) -> i32 {
-        i32::try_from(self.topic.partitions.len()).unwrap_or(i32::MAX)
+        i32::try_from(self.partitions.len()).unwrap_or(i32::MAX)
     }
 
     /// The partition holding a group's records, by Kafka's hash of the group id.
     pub fn partition_for(&self, group_id: &str) -> &Arc<Partition> {
         let index =
             ferrite_coordinator::offsets::partition_for_group(group_id, self.partition_count());
-        // partition_for_group returns 0..count, and a topic has at least one partition.
-        &self.topic.partitions[usize::try_from(index).unwrap_or(0)]
+        // partition_for_group returns 0..count, and the topic has at least one partition.
+        &self.partitions[usize::try_from(index).unwrap_or(0)]
     }
 
     /// Calls `visit(key, value)` for every record of every partition, in log order within each partition.
@@ -75,7 +71,7 @@ impl OffsetsLog {
         mut visit: impl FnMut(&[u8], Option<&[u8]>),
     ) -> Result<ReplayStats, LogError> {
         let mut stats = ReplayStats::default();
-        for partition in &self.topic.partitions {
+        for partition in &self.partitions {
             let log = partition.log();
             let end = log.log_end_offset();
             let mut offset = log.log_start_offset();
@@ -103,7 +99,7 @@ impl OffsetsLog {
 
     /// Partition `index`, if the topic has it.
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        self.topic.partitions.get(usize::try_from(index).ok()?)
+        self.partitions.get(usize::try_from(index).ok()?)
     }
 
     /// Appends records for one group as one batch, without waiting for durability; returns the partition (to

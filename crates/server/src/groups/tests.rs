@@ -4,30 +4,30 @@
 
 use super::offset_ops::Committer;
 use super::{now_ms, GroupCoordinator, PartitionOffset};
-use crate::broker::metadata_store::FileMetadataStore;
-use crate::broker::Broker;
 use crate::config::broker::BrokerConfig;
+use crate::node::metadata_store::FileMetadataStore;
+use crate::node::Node;
 use ferrite_coordinator::group::consumer::{HeartbeatRequest, HeartbeatResponse};
 use ferrite_coordinator::group::ConsumerGroupState;
 use ferrite_wire::error_code;
 use uuid::Uuid;
 
-fn open(dir: &std::path::Path) -> Broker {
+fn open(dir: &std::path::Path) -> Node {
     let config = BrokerConfig {
         log_dirs: vec![dir.to_path_buf()],
         offsets_topic_num_partitions: 3,
         group_initial_rebalance_delay_ms: 0,
         ..BrokerConfig::default()
     };
-    Broker::open(config, Box::new(FileMetadataStore::new(dir))).unwrap()
+    Node::open(config, Box::new(FileMetadataStore::new(dir))).unwrap()
 }
 
-fn commit(broker: &Broker, group: &str, offset: i64) -> i16 {
+fn commit(broker: &Node, group: &str, offset: i64) -> i16 {
     commit_at(broker, group, offset, -1)
 }
 
 /// A commit outside any generation, stamped `commit_timestamp_ms` (-1: now), as OffsetCommit v0-1 send them.
-fn commit_at(broker: &Broker, group: &str, offset: i64, commit_timestamp_ms: i64) -> i16 {
+fn commit_at(broker: &Node, group: &str, offset: i64, commit_timestamp_ms: i64) -> i16 {
     let groups = broker.groups().unwrap();
     let offsets = [PartitionOffset {
         topic: "t".into(),
@@ -43,7 +43,7 @@ fn commit_at(broker: &Broker, group: &str, offset: i64, commit_timestamp_ms: i64
         group_instance_id: None,
         generation_id: -1,
     };
-    let outcome = groups.commit(broker, group, committer, &offsets);
+    let outcome = groups.commit(group, committer, &offsets);
     groups.finish_commit(outcome)[0]
 }
 
@@ -78,7 +78,7 @@ impl ConsumerMember {
         }
     }
 
-    fn beat(&mut self, broker: &Broker, group: &str) -> HeartbeatResponse {
+    fn beat(&mut self, broker: &Node, group: &str) -> HeartbeatResponse {
         let response = consumer_beat(broker, group, self.request());
         assert_eq!(response.error_code, error_code::NONE, "{response:?}");
         self.epoch = response.member_epoch;
@@ -87,14 +87,14 @@ impl ConsumerMember {
     }
 }
 
-fn consumer_beat(broker: &Broker, group: &str, request: HeartbeatRequest) -> HeartbeatResponse {
+fn consumer_beat(broker: &Node, group: &str, request: HeartbeatRequest) -> HeartbeatResponse {
     let groups = broker.groups().unwrap();
-    let outcome = groups.consumer_heartbeat(broker, group, request);
+    let outcome = groups.consumer_heartbeat(group, request);
     groups.finish_heartbeat(outcome)
 }
 
 /// Two KIP-848 members of `group` on topic "t", heartbeating until the group is stable.
-fn stable_consumer_group(broker: &Broker, group: &str) -> Vec<ConsumerMember> {
+fn stable_consumer_group(broker: &Node, group: &str) -> Vec<ConsumerMember> {
     let mut members = vec![
         ConsumerMember::new("member-a"),
         ConsumerMember::new("member-b"),
@@ -195,7 +195,7 @@ fn commits_to_unknown_partitions_and_oversized_metadata_are_refused_per_partitio
         group_instance_id: None,
         generation_id: -1,
     };
-    let outcome = groups.commit(&broker, "g", committer, &offsets);
+    let outcome = groups.commit("g", committer, &offsets);
     assert_eq!(
         groups.finish_commit(outcome),
         vec![
@@ -234,7 +234,7 @@ fn rewriting_a_partition_keeps_the_live_state_and_drops_the_history() {
     // The join phase ends at the initial rebalance delay, which only the tick notices.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let joined = loop {
-        groups.tick(&broker);
+        groups.tick();
         match rx.try_recv() {
             Ok(joined) => break joined,
             Err(_) if std::time::Instant::now() < deadline => {
@@ -259,7 +259,7 @@ fn rewriting_a_partition_keeps_the_live_state_and_drops_the_history() {
     let mut members = stable_consumer_group(&broker, &consumers);
     let described = groups.describe_consumer(&consumers).unwrap();
     let index = ferrite_coordinator::offsets::partition_for_group("busy", 3);
-    let partition = broker.topic("__consumer_offsets").unwrap().partitions[index as usize].clone();
+    let partition = broker.partition("__consumer_offsets", index).unwrap();
     let end_before = partition.log().log_end_offset();
     assert!(groups.compact_partition(index, true).unwrap());
     assert_eq!(
@@ -309,7 +309,7 @@ fn a_consumer_group_survives_a_reopen_and_its_members_keep_their_epochs() {
     assert_eq!(before.members.len(), 2);
 
     let index = ferrite_coordinator::offsets::partition_for_group("cg", 3);
-    let partition = broker.topic("__consumer_offsets").unwrap().partitions[index as usize].clone();
+    let partition = broker.partition("__consumer_offsets", index).unwrap();
     let end = partition.log().log_end_offset();
     let response = members[0].beat(&broker, "cg");
     assert_eq!(response.member_epoch, before.group_epoch);
@@ -377,7 +377,7 @@ fn a_heartbeat_whose_records_cannot_be_written_answers_coordinator_not_available
     let groups = broker.groups().unwrap();
     let durable = groups.describe_consumer("cg").unwrap();
     let index = ferrite_coordinator::offsets::partition_for_group("cg", 3);
-    let partition = broker.topic("__consumer_offsets").unwrap().partitions[index as usize].clone();
+    let partition = broker.partition("__consumer_offsets", index).unwrap();
     partition.log().close().unwrap();
 
     let light = HeartbeatRequest {
@@ -423,7 +423,7 @@ fn a_commit_keeps_the_timestamp_it_names() {
     assert_eq!(commit_at(&broker, "named", 7, stamped), error_code::NONE);
     let before = now_ms();
     assert_eq!(commit_at(&broker, "now", 8, -1), error_code::NONE);
-    let fetched = |broker: &Broker, group: &str| {
+    let fetched = |broker: &Node, group: &str| {
         let found =
             broker
                 .groups()

@@ -14,9 +14,9 @@ use super::create_topics::topic_error_code;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::util::{handle_with, str_bytes};
 use super::Response;
-use crate::broker::{Broker, TopicError};
 use crate::config::dynamic::BrokerEntity;
 use crate::config::topic::{describe_topic, DescribedConfig};
+use crate::node::{Node, TopicError};
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::{
@@ -43,7 +43,7 @@ enum Change {
     Edit(Vec<(String, i8, Option<String>)>),
 }
 
-pub fn handle_alter(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle_alter(broker: &Node, frame: &RequestFrame) -> Response {
     handle_with(frame, |request: AlterConfigsRequest| {
         let mut response = AlterConfigsResponse::default();
         response.responses = request
@@ -76,7 +76,7 @@ pub fn handle_alter(broker: &Broker, frame: &RequestFrame) -> Response {
     })
 }
 
-pub fn handle_incremental(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle_incremental(broker: &Node, frame: &RequestFrame) -> Response {
     handle_with(frame, |request: IncrementalAlterConfigsRequest| {
         let mut response = IncrementalAlterConfigsResponse::default();
         response.responses = request
@@ -118,7 +118,7 @@ pub fn handle_incremental(broker: &Broker, frame: &RequestFrame) -> Response {
 
 /// Validates, persists and applies one resource's change.
 fn alter(
-    broker: &Broker,
+    broker: &Node,
     resource_type: i8,
     name: &str,
     validate_only: bool,

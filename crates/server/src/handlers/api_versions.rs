@@ -2,7 +2,7 @@
 
 use super::util::handle_with;
 use super::Response;
-use crate::broker::Broker;
+use crate::node::Node;
 use bytes::BytesMut;
 use ferrite_wire::api_table::api_versions_response;
 use ferrite_wire::error_code;
@@ -11,7 +11,7 @@ use ferrite_wire::response::{begin_response, finish_response};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use kafka_protocol::protocol::Encodable;
 
-pub fn handle(_broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(_broker: &Node, frame: &RequestFrame) -> Response {
     handle_with(frame, |_: ApiVersionsRequest| {
         api_versions_response(error_code::NONE)
     })

@@ -3,7 +3,7 @@
 use super::util::{handle_with, str_bytes, topic_name};
 use super::Response;
 use crate::authz::{self, ResourceKind};
-use crate::broker::Broker;
+use crate::node::Node;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::consumer_group_describe_response::{
@@ -12,7 +12,7 @@ use kafka_protocol::messages::consumer_group_describe_response::{
 use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
 use uuid::Uuid;
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     handle_with(frame, |request: ConsumerGroupDescribeRequest| {
         let with_operations = request.include_authorized_operations;
         let mut response = ConsumerGroupDescribeResponse::default();
@@ -67,7 +67,7 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
     })
 }
 
-fn assignment(broker: &Broker, topics: Vec<(Uuid, Vec<i32>)>) -> Assignment {
+fn assignment(broker: &Node, topics: Vec<(Uuid, Vec<i32>)>) -> Assignment {
     let mut a = Assignment::default();
     a.topic_partitions = topics
         .into_iter()

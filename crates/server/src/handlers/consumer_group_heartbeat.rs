@@ -5,7 +5,7 @@
 
 use super::util::{decode, respond, str_bytes};
 use super::{Dispatched, Response};
-use crate::broker::Broker;
+use crate::node::Node;
 use ferrite_coordinator::group::consumer::{HeartbeatRequest, HeartbeatResponse};
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
@@ -13,7 +13,7 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, To
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use std::sync::Arc;
 
-pub fn handle(broker: &Arc<Broker>, frame: RequestFrame, client_host: String) -> Dispatched {
+pub fn handle(broker: &Arc<Node>, frame: RequestFrame, client_host: String) -> Dispatched {
     let r: ConsumerGroupHeartbeatRequest = match decode(&frame) {
         Ok(r) => r,
         Err(close) => return Dispatched::Ready(close),
@@ -44,7 +44,7 @@ pub fn handle(broker: &Arc<Broker>, frame: RequestFrame, client_host: String) ->
     }
     let client_id = frame.header.client_id.as_deref().unwrap_or("").to_string();
     let request = heartbeat_request(&r, client_id, client_host);
-    let outcome = groups.consumer_heartbeat(broker, &r.group_id.0, request);
+    let outcome = groups.consumer_heartbeat(&r.group_id.0, request);
     if !outcome.is_waiting() {
         let answer = groups.finish_heartbeat(outcome);
         return Dispatched::Ready(answer_with(&frame, &r, answer));

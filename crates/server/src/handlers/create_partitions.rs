@@ -3,13 +3,13 @@
 use super::create_topics::topic_error_code;
 use super::util::{handle_with, str_bytes};
 use super::Response;
-use crate::broker::Broker;
+use crate::node::Node;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     handle_with(frame, |request: CreatePartitionsRequest| {
         let mut response = CreatePartitionsResponse::default();
         response.results = request

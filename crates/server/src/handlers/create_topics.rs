@@ -3,8 +3,8 @@
 
 use super::util::{handle_versioned, str_bytes};
 use super::Response;
-use crate::broker::{Broker, TopicError};
 use crate::config::topic::{describe_topic, TopicOverrides};
+use crate::node::{Node, TopicError};
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -13,7 +13,7 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     let version = frame.version();
     handle_versioned(frame, |request: CreateTopicsRequest| {
         let mut response = CreateTopicsResponse::default();
@@ -40,7 +40,7 @@ pub fn topic_error_code(e: &TopicError) -> i16 {
 }
 
 fn create(
-    broker: &Broker,
+    broker: &Node,
     t: &CreatableTopic,
     validate_only: bool,
     version: i16,
@@ -110,7 +110,7 @@ fn create(
     result
 }
 
-fn created_configs(broker: &Broker, overrides: &TopicOverrides) -> Vec<CreatableTopicConfigs> {
+fn created_configs(broker: &Node, overrides: &TopicOverrides) -> Vec<CreatableTopicConfigs> {
     describe_topic(&broker.live_config().effective.topic_defaults, overrides)
         .into_iter()
         .map(|d| {

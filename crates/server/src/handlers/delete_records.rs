@@ -2,7 +2,7 @@
 
 use super::util::{handle_with, leader_partition, log_error_code, topic_name};
 use super::Response;
-use crate::broker::Broker;
+use crate::node::Node;
 use ferrite_replication::Offset;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
@@ -11,7 +11,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     handle_with(frame, |request: DeleteRecordsRequest| {
         let mut response = DeleteRecordsResponse::default();
         response.topics = request

@@ -3,13 +3,13 @@
 use super::create_topics::topic_error_code;
 use super::util::{handle_versioned, str_bytes, topic_name};
 use super::Response;
-use crate::broker::Broker;
+use crate::node::Node;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     let version = frame.version();
     handle_versioned(frame, |request: DeleteTopicsRequest| {
         let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
@@ -35,7 +35,7 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
 }
 
 fn delete(
-    broker: &Broker,
+    broker: &Node,
     name: Option<String>,
     id: uuid::Uuid,
     version: i16,

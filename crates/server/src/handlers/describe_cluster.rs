@@ -4,12 +4,12 @@
 use super::util::{handle_with, str_bytes};
 use super::Response;
 use crate::authz::{self, ResourceKind};
-use crate::broker::Broker;
+use crate::node::Node;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     handle_with(frame, |request: DescribeClusterRequest| {
         let mut response = DescribeClusterResponse::default();
         response.endpoint_type = request.endpoint_type;

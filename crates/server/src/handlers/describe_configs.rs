@@ -4,9 +4,9 @@
 
 use super::util::{handle_versioned, str_bytes};
 use super::Response;
-use crate::broker::Broker;
 use crate::config::group::describe_group;
 use crate::config::topic::{describe_topic, DescribedConfig};
+use crate::node::Node;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::describe_configs_response::{
@@ -19,7 +19,7 @@ pub const RESOURCE_BROKER: i8 = 4;
 /// Kafka's ConfigResource.Type GROUP (KIP-848 group configs); not the ACL resource type 3.
 pub const RESOURCE_GROUP: i8 = 32;
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     let version = frame.version();
     handle_versioned(frame, |request: DescribeConfigsRequest| {
         let mut response = DescribeConfigsResponse::default();
@@ -63,7 +63,7 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
 }
 
 fn configs_of(
-    broker: &Broker,
+    broker: &Node,
     resource_type: i8,
     name: &str,
 ) -> Result<Vec<DescribedConfig>, (i16, String)> {

@@ -4,13 +4,13 @@
 use super::util::{handle_with, str_bytes};
 use super::Response;
 use crate::authz::{self, ResourceKind};
-use crate::broker::Broker;
+use crate::node::Node;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     let version = frame.version();
     handle_with(frame, |request: DescribeGroupsRequest| {
         let with_operations = request.include_authorized_operations;

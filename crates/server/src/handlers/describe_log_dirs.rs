@@ -2,14 +2,14 @@
 
 use super::util::{handle_versioned, str_bytes, topic_name};
 use super::Response;
-use crate::broker::Broker;
+use crate::node::Node;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     handle_versioned(frame, |request: DescribeLogDirsRequest| {
         let wanted: Vec<(String, Option<Vec<i32>>)> = match &request.topics {
             None => broker
@@ -33,10 +33,9 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
                 let topic = broker.topic(&name)?;
                 let mut t = DescribeLogDirsTopic::default();
                 t.name = topic_name(&name);
-                t.partitions = topic
-                    .partitions
-                    .iter()
-                    .filter(|p| partitions.as_ref().is_none_or(|w| w.contains(&p.index())))
+                t.partitions = (0..topic.partition_count)
+                    .filter(|i| partitions.as_ref().is_none_or(|w| w.contains(i)))
+                    .filter_map(|i| broker.partition(&name, i))
                     .map(|p| {
                         let mut d = DescribeLogDirsPartition::default();
                         d.partition_index = p.index();

@@ -12,8 +12,9 @@
 
 use super::util::{decode_versioned, replica_error_code, requested_epoch};
 use super::Response;
-use crate::broker::{Broker, Topic};
+use crate::node::{Node, Topic};
 use ferrite_log::LogError;
+use ferrite_replication::ReplicaManager;
 use ferrite_wire::error_code;
 use ferrite_wire::fetch_response::{
     encode_fetch_response, FetchPartition, FetchResponseBody, FetchTopic, RecordData,
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 const READ_COMMITTED: i8 = 1;
 
-pub async fn handle(broker: Arc<Broker>, frame: RequestFrame) -> Response {
+pub async fn handle(broker: Arc<Node>, frame: RequestFrame) -> Response {
     broker
         .metrics
         .fetch_requests
@@ -74,7 +75,7 @@ pub async fn handle(broker: Arc<Broker>, frame: RequestFrame) -> Response {
 }
 
 async fn answer(
-    broker: &Arc<Broker>,
+    broker: &Arc<Node>,
     frame: &RequestFrame,
     request: &FetchRequest,
     body: FetchResponseBody,
@@ -100,7 +101,7 @@ async fn answer(
 
 /// Fetch v0-3: each partition's batches become one in-memory message set of the version's magic.
 fn down_convert(
-    broker: &Broker,
+    broker: &Node,
     request: &FetchRequest,
     version: i16,
     mut body: FetchResponseBody,
@@ -142,7 +143,7 @@ fn down_convert(
 
 /// Asks every requested partition to wake `woken` when it gets data.
 fn register_interest(
-    broker: &Broker,
+    broker: &Node,
     request: &FetchRequest,
     version: i16,
     woken: &Arc<tokio::sync::Notify>,
@@ -156,7 +157,7 @@ fn register_interest(
         for p in wanted
             .partitions
             .iter()
-            .filter_map(|p| topic.as_ref()?.partition(p.partition))
+            .filter_map(|p| broker.partition(&topic.as_ref()?.name, p.partition))
         {
             p.register_waiter(woken);
         }
@@ -164,7 +165,7 @@ fn register_interest(
 }
 
 /// One pass over the requested partitions: the response, its record bytes, and whether any partition failed.
-fn read(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchResponseBody, u64, bool) {
+fn read(broker: &Node, request: &FetchRequest, version: i16) -> (FetchResponseBody, u64, bool) {
     let mut remaining = u64::try_from(request.max_bytes).unwrap_or(0);
     let mut total = 0u64;
     let mut has_error = false;
@@ -185,6 +186,7 @@ fn read(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchResponse
         for p in &wanted.partitions {
             let min_one = total == 0;
             let part = read_partition(
+                &broker.replicas,
                 topic.as_ref(),
                 p,
                 request.isolation_level,
@@ -204,6 +206,7 @@ fn read(broker: &Broker, request: &FetchRequest, version: i16) -> (FetchResponse
 }
 
 fn read_partition(
+    replicas: &ReplicaManager,
     topic: Option<&Arc<Topic>>,
     wanted: &kafka_protocol::messages::fetch_request::FetchPartition,
     isolation_level: i8,
@@ -228,7 +231,7 @@ fn read_partition(
         out.error_code = unknown;
         return out;
     };
-    let Some(partition) = topic.partition(wanted.partition) else {
+    let Some(partition) = replicas.partition(&topic.name, wanted.partition) else {
         out.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION;
         return out;
     };

@@ -6,7 +6,7 @@
 
 use super::util::{handle_with, str_bytes};
 use super::Response;
-use crate::broker::Broker;
+use crate::node::Node;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -24,7 +24,7 @@ struct Answer {
     message: Option<&'static str>,
 }
 
-fn locate(broker: &Broker, key_type: i8, key: &str) -> Answer {
+fn locate(broker: &Node, key_type: i8, key: &str) -> Answer {
     let refuse = |error_code, message| Answer {
         node_id: -1,
         host: String::new(),
@@ -53,7 +53,7 @@ fn locate(broker: &Broker, key_type: i8, key: &str) -> Answer {
     }
 }
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     let version = frame.version();
     handle_with(frame, |request: FindCoordinatorRequest| {
         let mut response = FindCoordinatorResponse::default();

@@ -3,9 +3,9 @@
 #![allow(clippy::unwrap_used)]
 
 use super::{dispatch, Dispatched, Response};
-use crate::broker::metadata_store::FileMetadataStore;
-use crate::broker::Broker;
 use crate::config::broker::BrokerConfig;
+use crate::node::metadata_store::FileMetadataStore;
+use crate::node::Node;
 use bytes::{BufMut, Bytes, BytesMut};
 use ferrite_wire::api_table::SUPPORTED_APIS;
 use ferrite_wire::legacy::{self, LegacyRequest};
@@ -155,7 +155,7 @@ fn seeds() -> &'static Vec<Bytes> {
 
 struct Harness {
     runtime: tokio::runtime::Runtime,
-    broker: Arc<Broker>,
+    broker: Arc<Node>,
     _dir: tempfile::TempDir,
 }
 
@@ -168,7 +168,7 @@ fn harness() -> &'static Harness {
             auto_create_topics_enable: false,
             ..BrokerConfig::default()
         };
-        let broker = Broker::open(config, Box::new(FileMetadataStore::new(dir.path()))).unwrap();
+        let broker = Node::open(config, Box::new(FileMetadataStore::new(dir.path()))).unwrap();
         broker
             .create_topic("fuzz", 2, 1, Default::default())
             .unwrap();

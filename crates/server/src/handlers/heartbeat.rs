@@ -2,12 +2,12 @@
 
 use super::util::handle_with;
 use super::Response;
-use crate::broker::Broker;
+use crate::node::Node;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     handle_with(frame, |request: HeartbeatRequest| {
         let mut response = HeartbeatResponse::default();
         response.error_code = match broker.groups() {

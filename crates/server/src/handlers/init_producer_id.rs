@@ -3,12 +3,12 @@
 
 use super::util::handle_with;
 use super::Response;
-use crate::broker::Broker;
+use crate::node::Node;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     handle_with(frame, |request: InitProducerIdRequest| {
         let mut response = InitProducerIdResponse::default();
         response.producer_id = ProducerId(-1);

@@ -5,8 +5,8 @@
 
 use super::util::{decode, respond, str_bytes};
 use super::{Dispatched, Response};
-use crate::broker::Broker;
 use crate::groups::{join_error, JoinWait};
+use crate::node::Node;
 use ferrite_coordinator::group::{JoinRequest, JoinResponse};
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
@@ -17,7 +17,7 @@ use std::time::Duration;
 /// Beyond the rebalance timeout (when the coordinator answers at the latest), how long a join may wait.
 const WAIT_MARGIN: Duration = Duration::from_secs(30);
 
-pub fn handle(broker: &Broker, frame: RequestFrame, client_host: String) -> Dispatched {
+pub fn handle(broker: &Node, frame: RequestFrame, client_host: String) -> Dispatched {
     let request: JoinGroupRequest = match decode(&frame) {
         Ok(r) => r,
         Err(close) => return Dispatched::Ready(close),

@@ -2,13 +2,13 @@
 
 use super::util::{handle_with, str_bytes};
 use super::Response;
-use crate::broker::Broker;
+use crate::node::Node;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     handle_with(frame, |request: ListGroupsRequest| {
         let mut response = ListGroupsResponse::default();
         let Some(groups) = broker.groups() else {

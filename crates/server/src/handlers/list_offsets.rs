@@ -8,7 +8,7 @@
 
 use super::util::{handle_with, leader_partition, log_error_code, topic_name};
 use super::Response;
-use crate::broker::{Broker, Partition};
+use crate::node::{Node, Partition};
 use bytes::BytesMut;
 use ferrite_wire::error_code;
 use ferrite_wire::legacy::list_offsets::{self as v0, ListOffsetsV0Response};
@@ -27,7 +27,7 @@ const LATEST_TIERED: i64 = -5;
 
 const CONSUMER_REPLICA_ID: i32 = -1;
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     let version = frame.version();
     if version == 0 {
         return handle_v0(broker, frame);
@@ -114,7 +114,7 @@ fn lookup(
     r
 }
 
-fn handle_v0(broker: &Broker, frame: &RequestFrame) -> Response {
+fn handle_v0(broker: &Node, frame: &RequestFrame) -> Response {
     let request = match v0::decode_request(frame.body.clone()) {
         Ok(r) => r,
         Err(e) => return Response::Close(format!("malformed ListOffsets v0 request: {e}")),

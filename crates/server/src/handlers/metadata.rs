@@ -3,7 +3,8 @@
 use super::util::{decode, respond, str_bytes, topic_name};
 use super::Response;
 use crate::authz::{self, ResourceKind};
-use crate::broker::{topic_name::validate_topic_name, Broker, Topic};
+use crate::node::{topic_name::validate_topic_name, Node, Topic};
+use ferrite_replication::NodeId;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::metadata_response::{
@@ -12,7 +13,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use std::sync::Arc;
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     let request: MetadataRequest = match decode(frame) {
         Ok(r) => r,
         Err(close) => return close,
@@ -65,7 +66,7 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
     respond(frame, &response)
 }
 
-fn broker_entry(broker: &Broker) -> MetadataResponseBroker {
+fn broker_entry(broker: &Node) -> MetadataResponseBroker {
     let mut b = MetadataResponseBroker::default();
     b.node_id = BrokerId(broker.node_id());
     b.host = str_bytes(broker.config.advertised_host.clone());
@@ -74,7 +75,7 @@ fn broker_entry(broker: &Broker) -> MetadataResponseBroker {
 }
 
 fn requested_topic(
-    broker: &Broker,
+    broker: &Node,
     requested: &kafka_protocol::messages::metadata_request::MetadataRequestTopic,
     auto_create: bool,
     version: i16,
@@ -118,8 +119,9 @@ fn error_entry(name: Option<&str>, id: uuid::Uuid, error: i16) -> MetadataRespon
     t
 }
 
-fn topic_entry(broker: &Broker, topic: &Arc<Topic>, version: i16) -> MetadataResponseTopic {
-    let node = BrokerId(broker.node_id());
+/// A topic's entry, with each partition's leader, replicas and ISR as the metadata image has them.
+fn topic_entry(broker: &Node, topic: &Arc<Topic>, version: i16) -> MetadataResponseTopic {
+    let image = broker.image();
     let mut t = MetadataResponseTopic::default();
     t.name = Some(topic_name(&topic.name));
     if version >= 10 {
@@ -128,18 +130,23 @@ fn topic_entry(broker: &Broker, topic: &Arc<Topic>, version: i16) -> MetadataRes
     if version >= 1 {
         t.is_internal = topic.is_internal();
     }
-    t.partitions = topic
-        .partitions
-        .iter()
+    let ids = |nodes: &[NodeId]| nodes.iter().map(|n| BrokerId(n.0)).collect::<Vec<_>>();
+    t.partitions = image
+        .topic(&topic.name)
+        .into_iter()
+        .flat_map(|t| t.partitions.values())
         .map(|p| {
             let mut mp = MetadataResponsePartition::default();
-            mp.partition_index = p.index();
-            mp.leader_id = node;
-            if version >= 7 {
-                mp.leader_epoch = p.leader_epoch().map_or(-1, |e| e.0);
+            mp.partition_index = p.partition;
+            mp.leader_id = BrokerId(p.leader.map_or(-1, |n| n.0));
+            if p.leader.is_none() {
+                mp.error_code = error_code::LEADER_NOT_AVAILABLE;
             }
-            mp.replica_nodes = vec![node];
-            mp.isr_nodes = vec![node];
+            if version >= 7 {
+                mp.leader_epoch = p.leader_epoch.0;
+            }
+            mp.replica_nodes = ids(&p.replicas);
+            mp.isr_nodes = ids(&p.isr);
             mp
         })
         .collect();

@@ -39,7 +39,7 @@ mod util;
 #[cfg(test)]
 mod fuzz_tests;
 
-use crate::broker::Broker;
+use crate::node::Node;
 use bytes::Bytes;
 use ferrite_wire::fetch_response::Chunk;
 use ferrite_wire::request::{ParsedFrame, RequestFrame};
@@ -68,7 +68,7 @@ pub enum Dispatched {
     Deferred(Phase2),
 }
 
-type BlockingHandler = fn(&Broker, &RequestFrame) -> Response;
+type BlockingHandler = fn(&Node, &RequestFrame) -> Response;
 
 /// Handlers whose whole work happens in the first phase, on a blocking thread (they may touch files).
 fn blocking_handler(key: ApiKey) -> Option<BlockingHandler> {
@@ -133,7 +133,7 @@ impl Client {
     }
 }
 
-fn group_waiting(broker: &Arc<Broker>, frame: RequestFrame, client: Client) -> Dispatched {
+fn group_waiting(broker: &Arc<Node>, frame: RequestFrame, client: Client) -> Dispatched {
     match frame.api_key {
         ApiKey::JoinGroup => join_group::handle(broker, frame, client.host()),
         ApiKey::SyncGroup => sync_group::handle(broker, frame),
@@ -145,7 +145,7 @@ fn group_waiting(broker: &Arc<Broker>, frame: RequestFrame, client: Client) -> D
     }
 }
 
-pub async fn dispatch(broker: &Arc<Broker>, parsed: ParsedFrame, client: Client) -> Dispatched {
+pub async fn dispatch(broker: &Arc<Node>, parsed: ParsedFrame, client: Client) -> Dispatched {
     let frame = match parsed {
         ParsedFrame::ApiVersionsFallback { correlation_id } => {
             return Dispatched::Ready(api_versions::unsupported_version_fallback(correlation_id))

@@ -8,8 +8,8 @@
 
 use super::util::{decode, respond_versioned, topic_name};
 use super::{Dispatched, Response};
-use crate::broker::Broker;
 use crate::groups::{Committer, PartitionOffset};
+use crate::node::Node;
 use ferrite_wire::error_code;
 use ferrite_wire::legacy::offset_commit::{self as legacy, RECEIVE_TIME};
 use ferrite_wire::request::RequestFrame;
@@ -19,7 +19,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use std::sync::Arc;
 
-pub fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
+pub fn handle(broker: &Arc<Node>, frame: RequestFrame) -> Dispatched {
     let version = frame.version();
     let decoded = if version <= 1 {
         legacy::decode_request(frame.body.clone(), version)
@@ -60,7 +60,7 @@ pub fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
         group_instance_id: request.group_instance_id.as_deref(),
         generation_id: request.generation_id_or_member_epoch,
     };
-    let outcome = groups.commit(broker, &request.group_id.0, committer, &offsets);
+    let outcome = groups.commit(&request.group_id.0, committer, &offsets);
     let broker = Arc::clone(broker);
     Dispatched::Deferred(Box::pin(async move {
         let finished = tokio::task::spawn_blocking(move || {

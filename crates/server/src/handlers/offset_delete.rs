@@ -3,7 +3,7 @@
 
 use super::util::{handle_with, topic_name};
 use super::Response;
-use crate::broker::Broker;
+use crate::node::Node;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::offset_delete_response::{
@@ -11,7 +11,7 @@ use kafka_protocol::messages::offset_delete_response::{
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     handle_with(frame, |request: OffsetDeleteRequest| {
         let mut response = OffsetDeleteResponse::default();
         let partitions: Vec<(String, i32)> = request

@@ -4,8 +4,8 @@
 
 use super::util::{handle_versioned, str_bytes, topic_name};
 use super::Response;
-use crate::broker::Broker;
 use crate::groups::PartitionOffset;
+use crate::node::Node;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -15,7 +15,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
 use std::collections::BTreeMap;
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     let version = frame.version();
     handle_versioned(frame, |request: OffsetFetchRequest| {
         let mut response = OffsetFetchResponse::default();
@@ -86,7 +86,7 @@ pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
 
 /// One group's answer in the v8+ shape (the older shape is converted from it).
 fn fetch_group(
-    broker: &Broker,
+    broker: &Node,
     group_id: &GroupId,
     wanted: Option<Vec<(String, i32)>>,
     require_stable: bool,

@@ -3,7 +3,7 @@
 
 use super::util::{handle_versioned, leader_partition, topic_name};
 use super::Response;
-use crate::broker::Broker;
+use crate::node::Node;
 use ferrite_replication::LeaderEpoch;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -11,7 +11,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-pub fn handle(broker: &Broker, frame: &RequestFrame) -> Response {
+pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     handle_versioned(frame, |request: OffsetForLeaderEpochRequest| {
         let mut response = OffsetForLeaderEpochResponse::default();
         response.topics = request

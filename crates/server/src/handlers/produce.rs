@@ -16,8 +16,8 @@ use super::util::{
     decode, replica_error_code, respond_versioned, topic_name, validation_error_code,
 };
 use super::{Dispatched, Response};
-use crate::broker::{Broker, Partition};
 use crate::config::topic::CompressionType;
+use crate::node::{Node, Partition};
 use bytes::BytesMut;
 use ferrite_log::batch::{self, Compression, ValidationRules};
 use ferrite_log::{AppendInfo, LogError};
@@ -38,7 +38,7 @@ struct PartitionOutcome {
     result: Result<AppendInfo, i16>,
 }
 
-pub async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
+pub async fn handle(broker: &Arc<Node>, frame: RequestFrame) -> Dispatched {
     broker
         .metrics
         .produce_requests
@@ -98,7 +98,7 @@ pub async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Dispatched {
 }
 
 /// Whether any topic of the request rewrites batches in its own codec.
-fn needs_recompression(broker: &Broker, request: &ProduceRequest) -> bool {
+fn needs_recompression(broker: &Node, request: &ProduceRequest) -> bool {
     request.topic_data.iter().any(|t| {
         broker
             .topic(&t.name.0)
@@ -128,7 +128,7 @@ fn is_durable(outcome: &PartitionOutcome) -> bool {
 }
 
 /// Appends every partition's records, in request order. Returns topic names and per-partition outcomes.
-fn append_all(broker: &Broker, request: ProduceRequest) -> (Vec<String>, Vec<PartitionOutcome>) {
+fn append_all(broker: &Node, request: ProduceRequest) -> (Vec<String>, Vec<PartitionOutcome>) {
     let invalid_acks = !matches!(request.acks, -1..=1);
     let transactional = request.transactional_id.is_some();
     let mut topics = Vec::with_capacity(request.topic_data.len());
@@ -283,7 +283,7 @@ fn partition_response(outcome: &PartitionOutcome) -> PartitionProduceResponse {
 }
 
 /// Produce v0-2: the request with its magic 0/1 message sets up-converted to v2 batches.
-fn decode_legacy(broker: &Broker, frame: &RequestFrame) -> Result<ProduceRequest, Response> {
+fn decode_legacy(broker: &Node, frame: &RequestFrame) -> Result<ProduceRequest, Response> {
     let produce = legacy::decode_request(frame.body.clone(), frame.version()).map_err(|e| {
         Response::Close(format!(
             "malformed Produce v{} request: {e}",

@@ -3,8 +3,8 @@
 
 use super::util::{decode, respond, str_bytes};
 use super::{Dispatched, Response};
-use crate::broker::Broker;
 use crate::groups::SyncWait;
+use crate::node::Node;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
@@ -14,7 +14,7 @@ use std::time::Duration;
 /// sooner in every normal case (leader's sync, rebalance, session expiry).
 const WAIT_LIMIT: Duration = Duration::from_secs(330);
 
-pub fn handle(broker: &Broker, frame: RequestFrame) -> Dispatched {
+pub fn handle(broker: &Node, frame: RequestFrame) -> Dispatched {
     let request: SyncGroupRequest = match decode(&frame) {
         Ok(r) => r,
         Err(close) => return Dispatched::Ready(close),

@@ -1,7 +1,7 @@
 //! Helpers shared by handlers: decoding bodies, encoding responses, mapping storage errors to Kafka codes.
 
 use super::Response;
-use crate::broker::{Broker, Partition};
+use crate::node::{Node, Partition};
 use ferrite_log::{LogError, ValidationError};
 use ferrite_replication::{LeaderEpoch, ReplicaError};
 use ferrite_wire::error_code;
@@ -141,7 +141,7 @@ pub fn replica_error_code(e: &ReplicaError) -> i16 {
 
 /// The leader replica of `topic`-`index` at the epoch the client names, or the error code to answer with.
 pub fn leader_partition(
-    broker: &Broker,
+    broker: &Node,
     topic: &str,
     index: i32,
     current_leader_epoch: i32,

@@ -1,8 +1,8 @@
 //! One client connection: read frames, run each request's first phase in arrival order, queue its response.
 
 use super::response_writer::write_loop;
-use crate::broker::Broker;
 use crate::handlers::{self, Dispatched, Response};
+use crate::node::Node;
 use bytes::BytesMut;
 use ferrite_wire::frame::frame_length;
 use ferrite_wire::request::{parse_request, ParsedFrame};
@@ -23,7 +23,7 @@ pub(super) enum Pending {
 }
 
 pub(super) async fn run(
-    broker: Arc<Broker>,
+    broker: Arc<Node>,
     stream: TcpStream,
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
@@ -51,7 +51,7 @@ pub(super) async fn run(
 
 /// Reads requests until the client closes, a frame is unacceptable, or the broker shuts down.
 async fn read_loop(
-    broker: &Arc<Broker>,
+    broker: &Arc<Node>,
     mut reader: OwnedReadHalf,
     queue: mpsc::Sender<Pending>,
     mut shutdown: watch::Receiver<bool>,
@@ -100,7 +100,7 @@ async fn read_loop(
 }
 
 /// Runs the first phase now (in order); the rest becomes a task whose response the writer awaits in order.
-async fn dispatch(broker: &Arc<Broker>, parsed: ParsedFrame, client: handlers::Client) -> Pending {
+async fn dispatch(broker: &Arc<Node>, parsed: ParsedFrame, client: handlers::Client) -> Pending {
     match handlers::dispatch(broker, parsed, client).await {
         Dispatched::Ready(response) => Pending::Ready(response),
         Dispatched::Deferred(future) => Pending::Task(tokio::spawn(future)),

@@ -9,18 +9,14 @@
 mod connection;
 mod response_writer;
 
-use crate::broker::Broker;
+use crate::node::Node;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Accepts connections until `shutdown` turns true, then waits for every connection to finish what it has
 /// in flight.
-pub async fn serve(
-    broker: Arc<Broker>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(broker: Arc<Node>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let mut connections = tokio::task::JoinSet::new();
     let mut refused_logged = false;
     loop {

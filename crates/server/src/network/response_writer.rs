@@ -2,8 +2,8 @@
 //! `sendfile(2)`; only framing is written from memory.
 
 use super::connection::Pending;
-use crate::broker::Broker;
 use crate::handlers::Response;
+use crate::node::Node;
 use ferrite_wire::fetch_response::{Chunk, RecordData};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -14,7 +14,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
 pub(super) async fn write_loop(
-    broker: Arc<Broker>,
+    broker: Arc<Node>,
     mut writer: OwnedWriteHalf,
     mut pending: mpsc::Receiver<Pending>,
 ) {
@@ -48,7 +48,7 @@ pub(super) async fn write_loop(
 }
 
 async fn write_chunks(
-    broker: &Broker,
+    broker: &Node,
     writer: &mut OwnedWriteHalf,
     chunks: &[Chunk],
 ) -> io::Result<()> {

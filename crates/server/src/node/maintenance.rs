@@ -6,7 +6,7 @@
 //! - expiry of committed offsets and the rewrite of outgrown `__consumer_offsets` partitions
 //!   (`offsets.retention.check.interval.ms`).
 
-use super::Broker;
+use super::Node;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Starts the loops; they stop when `shutdown` flips to true.
 pub fn spawn(
-    broker: &Arc<Broker>,
+    broker: &Arc<Node>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let retention = ms(broker.config.log_retention_check_interval_ms);
@@ -42,7 +42,7 @@ pub fn spawn(
             "group deadlines",
             |b| {
                 if let Some(groups) = b.groups() {
-                    groups.tick(b);
+                    groups.tick();
                 }
             },
         ),
@@ -69,11 +69,11 @@ fn ms(v: i64) -> Duration {
 }
 
 fn every(
-    broker: &Arc<Broker>,
+    broker: &Arc<Node>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     period: Duration,
     name: &'static str,
-    pass: fn(&Broker),
+    pass: fn(&Node),
 ) -> tokio::task::JoinHandle<()> {
     let broker = Arc::clone(broker);
     tokio::spawn(async move {
@@ -93,39 +93,35 @@ fn every(
     })
 }
 
-fn enforce_retention(broker: &Broker) {
-    for topic in broker.topics() {
+fn enforce_retention(node: &Node) {
+    for p in node.replicas.partitions() {
         // A compact-only topic (such as __consumer_offsets) keeps its records whatever their age or size.
-        let deletes = topic.effective.cleanup_policy.deletes();
-        for p in &topic.partitions {
-            if deletes {
-                if let Err(e) = p.log().enforce_retention() {
-                    tracing::warn!(topic = %topic.name, partition = p.index(), error = %e, "retention failed");
-                }
+        let deletes = node
+            .topic(p.topic())
+            .is_some_and(|t| t.effective.cleanup_policy.deletes());
+        if deletes {
+            if let Err(e) = p.log().enforce_retention() {
+                tracing::warn!(topic = %p.topic(), partition = p.index(), error = %e, "retention failed");
             }
-            if let Err(e) = p.log().delete_expired_files() {
-                tracing::warn!(topic = %topic.name, partition = p.index(), error = %e, "deleting expired files failed");
-            }
+        }
+        if let Err(e) = p.log().delete_expired_files() {
+            tracing::warn!(topic = %p.topic(), partition = p.index(), error = %e, "deleting expired files failed");
         }
     }
 }
 
-fn flush_if_due(broker: &Broker) {
-    for topic in broker.topics() {
-        for p in &topic.partitions {
-            if let Err(e) = p.flush_if_due() {
-                tracing::warn!(topic = %topic.name, partition = p.index(), error = %e, "scheduled flush failed");
-            }
+fn flush_if_due(node: &Node) {
+    for p in node.replicas.partitions() {
+        if let Err(e) = p.flush_if_due() {
+            tracing::warn!(topic = %p.topic(), partition = p.index(), error = %e, "scheduled flush failed");
         }
     }
 }
 
-fn checkpoint(broker: &Broker) {
-    for topic in broker.topics() {
-        for p in &topic.partitions {
-            if let Err(e) = p.log().checkpoint_recovery_point() {
-                tracing::debug!(topic = %topic.name, partition = p.index(), error = %e, "recovery point checkpoint skipped");
-            }
+fn checkpoint(node: &Node) {
+    for p in node.replicas.partitions() {
+        if let Err(e) = p.log().checkpoint_recovery_point() {
+            tracing::debug!(topic = %p.topic(), partition = p.index(), error = %e, "recovery point checkpoint skipped");
         }
     }
 }

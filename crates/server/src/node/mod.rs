@@ -1,0 +1,236 @@
+//! A node of the cluster and everything its handlers need: configuration, the metadata image, the replicas it
+//! holds, the group coordinator and metrics.
+//!
+//! ```text
+//!   handlers ──▶ Node ──reads──▶ SharedImage (metadata) ── Topic views (effective configs, cached)
+//!                  │                   ▲
+//!                  │ changes ──▶ controller: checks, writes records ──▶ publish: store, image, delta
+//!                  │                                                        │
+//!                  ├── replicas: ReplicaManager ◀── PartitionChanges ───────┤
+//!                  ├── groups: GroupCoordinator ◀── group configs ──────────┤
+//!                  └── live: LiveConfig ◀── dynamic broker configs ─────────┘
+//! ```
+//! Today one node is the whole cluster: it is its own controller, its metadata file is the store, and it
+//! leads every partition. Handlers read topics through cached [`Topic`] views and partitions through the
+//! replica manager; every change goes through records, so the quorum can take over the controller's part.
+
+mod controller;
+pub mod log_dir_lock;
+pub mod maintenance;
+pub mod metadata_store;
+mod publish;
+pub mod topic;
+pub mod topic_name;
+
+use crate::config::broker::BrokerConfig;
+use crate::config::dynamic::LiveConfig;
+use crate::groups::GroupCoordinator;
+use ferrite_metadata::{MetadataImage, SharedImage};
+use ferrite_replication::{NodeId, ReplicaManager};
+use log_dir_lock::{LogDirError, LogDirLocks};
+use metadata_store::{MetadataStore, StoreError};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+pub use topic::{Partition, Topic};
+
+/// Why a metadata change or a start-up step failed; handlers map these to Kafka error codes.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("topic '{0}' already exists")]
+    AlreadyExists(String),
+    #[error("unknown topic '{0}'")]
+    UnknownTopic(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// A request that makes no sense whatever the state (an unknown config operation, a bad resource name).
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error(transparent)]
+    LogDir(#[from] LogDirError),
+}
+
+impl From<StoreError> for TopicError {
+    fn from(e: StoreError) -> Self {
+        TopicError::Storage(e.to_string())
+    }
+}
+
+impl From<ferrite_log::LogError> for TopicError {
+    fn from(e: ferrite_log::LogError) -> Self {
+        TopicError::Storage(e.to_string())
+    }
+}
+
+/// Counters an operator (and the tests) can read.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Record bytes sent to sockets with sendfile(2).
+    pub fetch_sendfile_bytes: AtomicU64,
+    /// Record bytes copied through user space (none on plaintext connections).
+    pub fetch_copied_bytes: AtomicU64,
+    pub produce_requests: AtomicU64,
+    pub fetch_requests: AtomicU64,
+    /// Produce v0-2: partitions whose magic 0/1 message set was up-converted to a v2 batch, and its messages.
+    pub produce_up_converted_batches: AtomicU64,
+    pub produce_up_converted_records: AtomicU64,
+    /// Fetch v0-3: partition answers down-converted to magic 0/1 message sets, built in memory instead of sent
+    /// with sendfile(2), and their bytes.
+    pub fetch_down_conversions: AtomicU64,
+    pub fetch_down_converted_bytes: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Node {
+    /// The configuration as loaded at start-up; settings that can change live are read from
+    /// [`Node::live_config`] instead.
+    pub config: BrokerConfig,
+    /// The configuration with the dynamic broker configs of the image applied.
+    live: RwLock<Arc<LiveConfig>>,
+    pub data_dir: PathBuf,
+    /// Every partition replica this node holds.
+    pub replicas: Arc<ReplicaManager>,
+    pub metrics: Metrics,
+    metadata: Arc<SharedImage>,
+    store: Box<dyn MetadataStore>,
+    /// One change of the metadata at a time: held from reading the image a change starts from until the
+    /// image it makes is published.
+    writer: Mutex<()>,
+    /// Topic views by name, rebuilt from the image (and the live config) whenever either changes.
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Set once at the end of [`Node::open`], after `__consumer_offsets` is open.
+    groups: OnceLock<GroupCoordinator>,
+    /// Held while the node runs, so no second broker opens the same log directories.
+    _log_dir_locks: LogDirLocks,
+}
+
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
+
+impl Node {
+    /// Locks the log directories, loads metadata and opens every partition log (recovering any that were not
+    /// closed cleanly).
+    pub fn open(config: BrokerConfig, store: Box<dyn MetadataStore>) -> Result<Node, TopicError> {
+        let locks = LogDirLocks::acquire(&config.log_dirs)?;
+        Self::open_locked(config, store, locks)
+    }
+
+    /// [`Node::open`] with the log directories already locked (the server locks them before it binds its
+    /// listener, so a second broker on the same directories stops before it accepts anything).
+    pub fn open_locked(
+        config: BrokerConfig,
+        store: Box<dyn MetadataStore>,
+        locks: LogDirLocks,
+    ) -> Result<Node, TopicError> {
+        let data_dir = config
+            .log_dirs
+            .first()
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let local = NodeId(config.node_id);
+        let image = metadata_store::load_image(store.as_ref(), local)?;
+        let live = publish::live_config(&config, &image);
+        let node = Node {
+            config,
+            live: RwLock::new(Arc::new(live)),
+            replicas: Arc::new(ReplicaManager::new(local, &data_dir)),
+            data_dir,
+            metrics: Metrics::default(),
+            metadata: Arc::new(SharedImage::new(MetadataImage::default())),
+            store,
+            writer: Mutex::new(()),
+            topics: RwLock::new(HashMap::new()),
+            groups: OnceLock::new(),
+            _log_dir_locks: locks,
+        };
+        node.start_from(image)?;
+        let coordinator = GroupCoordinator::start(node.group_context()?)?;
+        let _ = node.groups.set(coordinator);
+        Ok(node)
+    }
+
+    /// The group coordinator (every group maps to a partition this single node leads).
+    pub fn groups(&self) -> Option<&GroupCoordinator> {
+        self.groups.get()
+    }
+
+    pub fn cluster_id(&self) -> String {
+        self.metadata
+            .current()
+            .cluster_id()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// The metadata image in force now.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.metadata.current()
+    }
+
+    /// The configuration in force now: the static one with the dynamic broker configs applied.
+    pub fn live_config(&self) -> Arc<LiveConfig> {
+        Arc::clone(&self.live.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<Arc<Topic>> {
+        let name = self.image().topic_by_id(id)?.name.clone();
+        self.topic(&name)
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut all: Vec<_> = self
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// This node's replica of a partition, whatever its role.
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.replicas.partition(topic, index)
+    }
+
+    /// Flushes and closes every log so the next start need not recover them.
+    pub fn close(&self) {
+        self.replicas.close_all();
+    }
+}
+
+/// A random 22-character base64url id, the form Kafka uses for cluster ids.
+fn new_cluster_id() -> String {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits: u128 = u128::from_be_bytes(bytes);
+    (0..22)
+        .map(|_| {
+            let c = ALPHABET[(bits & 63) as usize] as char;
+            bits >>= 6;
+            c
+        })
+        .collect()
+}

@@ -1,0 +1,262 @@
+//! How metadata takes effect on this node. A change is applied to the image, the file form of the new image
+//! is saved, the image is published, and then what the delta touched is brought in line:
+//!
+//! ```text
+//!   records ─▶ image.apply_all ─▶ store.save ─▶ publish image ─▶ delta:
+//!                                                 broker configs changed ─▶ LiveConfig rebuilt
+//!                                                 topics, partitions, configs ─▶ Topic views rebuilt
+//!                                                 partitions of this node ─▶ ReplicaManager (open, role, config,
+//!                                                                             remove with data)
+//!                                                 group configs ─▶ GroupCoordinator (members' timings)
+//! ```
+//! Nothing is applied that was not saved first, so a restart finds what clients were told succeeded.
+
+use super::metadata_store;
+use super::{Node, Topic, TopicError};
+use crate::config::broker::BrokerConfig;
+use crate::config::dynamic::LiveConfig;
+use crate::config::group::group_timings;
+use crate::config::topic::effective_config;
+use crate::groups::{CoordinatorContext, OFFSETS_TOPIC};
+use ferrite_metadata::{
+    BrokerRegistration, ConfigResource, MetadataDelta, MetadataImage, MetadataRecord,
+    PartitionRecord, TopicImage,
+};
+use ferrite_replication::{
+    FollowerState, LeaderState, NodeId, PartitionChange, Role, TopicPartition,
+};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// The live configuration for an image: the static one with the image's dynamic broker configs applied.
+pub(super) fn live_config(config: &BrokerConfig, image: &MetadataImage) -> LiveConfig {
+    let stored = super::controller::dynamic_broker_configs(image);
+    let (live, skipped) = LiveConfig::new(config, &stored);
+    for setting in skipped {
+        tracing::warn!(%setting, "ignoring a stored dynamic broker config this version cannot apply");
+    }
+    live
+}
+
+/// This node's role for a partition, as its record says.
+fn role_of(record: &PartitionRecord, local: NodeId) -> Role {
+    if record.leader == Some(local) {
+        Role::Leader(LeaderState {
+            epoch: record.leader_epoch,
+            isr: record.isr.clone(),
+            partition_epoch: record.partition_epoch,
+        })
+    } else {
+        Role::Follower(FollowerState {
+            epoch: record.leader_epoch,
+            leader: record.leader,
+        })
+    }
+}
+
+impl Node {
+    /// Takes the image loaded at start-up into use: registers this node (in memory: the metadata file keeps
+    /// no brokers), builds the topic views and opens every replica this node holds, recovering logs that were
+    /// not closed cleanly. A replica that cannot open stops the start.
+    pub(super) fn start_from(&self, image: MetadataImage) -> Result<(), TopicError> {
+        let registration = MetadataRecord::RegisterBroker(BrokerRegistration {
+            node_id: self.replicas.local_node(),
+            incarnation_id: uuid::Uuid::new_v4(),
+            host: self.config.advertised_host.clone(),
+            port: self.config.advertised_port,
+            rack: None,
+        });
+        let (image, _) = image
+            .apply_all(&[registration])
+            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        let views = topic_views(&image, &self.live_config())?;
+        let changes = image
+            .topics()
+            .flat_map(|t| self.replica_changes(t, &views))
+            .collect();
+        *self.topics.write().unwrap_or_else(|p| p.into_inner()) = views;
+        self.metadata.publish(image);
+        if let Some((tp, e)) = self.replicas.apply(changes).into_iter().next() {
+            return Err(TopicError::Storage(format!(
+                "opening {}-{}: {e}",
+                tp.topic, tp.partition
+            )));
+        }
+        Ok(())
+    }
+
+    /// Applies records as one change: saved, published, then applied to this node. The caller holds the
+    /// writer lock.
+    pub(super) fn commit(&self, records: &[MetadataRecord]) -> Result<MetadataDelta, TopicError> {
+        let (next, delta) = self
+            .image()
+            .apply_all(records)
+            .map_err(|e| TopicError::Storage(format!("metadata change refused: {e}")))?;
+        self.store.save(&metadata_store::file_of(&next))?;
+        self.metadata.publish(next);
+        self.apply_delta(&delta)?;
+        Ok(delta)
+    }
+
+    fn apply_delta(&self, delta: &MetadataDelta) -> Result<(), TopicError> {
+        let image = self.image();
+        if delta.broker_configs_changed() {
+            *self.live.write().unwrap_or_else(|p| p.into_inner()) =
+                Arc::new(live_config(&self.config, &image));
+        }
+        let before = self
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let views = match topic_views(&image, &self.live_config()) {
+            Ok(views) => views,
+            Err(e) => {
+                tracing::error!(error = %e, "keeping the topics' configs: the new metadata does not apply to them");
+                before.clone()
+            }
+        };
+        let mut changes = vec![];
+        for topic in delta.deleted_topics.values() {
+            changes.extend(topic.partitions.keys().map(|p| PartitionChange::Removed {
+                tp: TopicPartition::new(topic.name.clone(), *p),
+                delete_data: true,
+            }));
+        }
+        let touched: BTreeSet<uuid::Uuid> =
+            delta.changed_partitions.iter().map(|(id, _)| *id).collect();
+        for topic in image.topics() {
+            if touched.contains(&topic.id) {
+                changes.extend(self.replica_changes(topic, &views));
+            } else if views.get(&topic.name).map(|v| &v.effective)
+                != before.get(&topic.name).map(|v| &v.effective)
+            {
+                changes.extend(self.config_changes(topic, &views));
+            }
+        }
+        *self.topics.write().unwrap_or_else(|p| p.into_inner()) = views;
+        let failed = self.replicas.apply(changes);
+        for (tp, e) in &failed {
+            tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "applying a partition change failed");
+        }
+        self.apply_group_configs(delta, &image);
+        match failed.into_iter().next() {
+            Some((tp, e)) => Err(TopicError::Storage(format!(
+                "{}-{}: {e}",
+                tp.topic, tp.partition
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Open (or re-role) every replica of `topic` this node holds, with the topic's log config.
+    fn replica_changes(
+        &self,
+        topic: &TopicImage,
+        views: &HashMap<String, Arc<Topic>>,
+    ) -> Vec<PartitionChange> {
+        let local = self.replicas.local_node();
+        let Some(view) = views.get(&topic.name) else {
+            return vec![];
+        };
+        topic
+            .partitions
+            .values()
+            .filter(|p| p.replicas.contains(&local))
+            .map(|p| PartitionChange::Replica {
+                tp: TopicPartition::new(topic.name.clone(), p.partition),
+                role: role_of(p, local),
+                config: view.effective.log.clone(),
+            })
+            .collect()
+    }
+
+    /// The new log config for every replica of `topic` this node holds.
+    fn config_changes(
+        &self,
+        topic: &TopicImage,
+        views: &HashMap<String, Arc<Topic>>,
+    ) -> Vec<PartitionChange> {
+        let Some(view) = views.get(&topic.name) else {
+            return vec![];
+        };
+        let local = self.replicas.local_node();
+        topic
+            .partitions
+            .values()
+            .filter(|p| p.replicas.contains(&local))
+            .map(|p| PartitionChange::Config {
+                tp: TopicPartition::new(topic.name.clone(), p.partition),
+                config: view.effective.log.clone(),
+            })
+            .collect()
+    }
+
+    fn apply_group_configs(&self, delta: &MetadataDelta, image: &MetadataImage) {
+        let Some(groups) = self.groups() else {
+            return;
+        };
+        for resource in &delta.changed_configs {
+            if let ConfigResource::Group(group_id) = resource {
+                let timings = group_timings(&self.config, image.configs(resource));
+                groups.apply_group_timings(group_id, timings);
+            }
+        }
+    }
+
+    /// What the group coordinator needs to start: `__consumer_offsets` (created now on a new cluster), its
+    /// partitions on this node, and the metadata it reads topics and group configs from.
+    pub(super) fn group_context(&self) -> Result<CoordinatorContext, TopicError> {
+        if self.topic(OFFSETS_TOPIC).is_none() {
+            let overrides = crate::groups::offsets_topic_overrides();
+            match self.create_topic(
+                OFFSETS_TOPIC,
+                self.config.offsets_topic_num_partitions,
+                1,
+                overrides,
+            ) {
+                Ok(_) | Err(TopicError::AlreadyExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let count = self.topic(OFFSETS_TOPIC).map_or(0, |t| t.partition_count);
+        let partitions = (0..count)
+            .map(|p| {
+                self.replicas.partition(OFFSETS_TOPIC, p).ok_or_else(|| {
+                    TopicError::Storage(format!("{OFFSETS_TOPIC}-{p} is not open on this node"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CoordinatorContext {
+            config: self.config.clone(),
+            metadata: Arc::clone(&self.metadata),
+            offsets_partitions: partitions,
+        })
+    }
+}
+
+/// Every topic's view: its own configs over the live topic defaults. A stored override this version cannot
+/// apply is an error naming it (the node refuses to start rather than serve a topic with the wrong config).
+fn topic_views(
+    image: &MetadataImage,
+    live: &LiveConfig,
+) -> Result<HashMap<String, Arc<Topic>>, TopicError> {
+    image
+        .topics()
+        .map(|t| {
+            let overrides = image
+                .configs(&ConfigResource::Topic(t.name.clone()))
+                .clone();
+            let effective = effective_config(&live.effective.topic_defaults, &overrides)
+                .map_err(|e| TopicError::InvalidConfig(format!("topic {}: {e}", t.name)))?;
+            let view = Topic {
+                name: t.name.clone(),
+                id: t.id,
+                partition_count: t.partition_count(),
+                overrides,
+                effective,
+            };
+            Ok((t.name.clone(), Arc::new(view)))
+        })
+        .collect()
+}
