@@ -1,7 +1,8 @@
 //! `ferrite-log`: the storage engine for one Kafka topic partition.
 //!
 //! ```text
-//! PartitionLog            single writer, lock-free readers; append, read, lookups, flush
+//! PartitionLog            single writer, lock-free readers; append, flush
+//!   ├── read              whole batches for fetches, ListOffsets lookups
 //!   ├── open              recovery: leftovers, checkpoints, CRC scan of the unflushed tail
 //!   ├── mutate            truncation, log start offset, retention, delayed deletes, close
 //!   ├── group_commit      shared fdatasync for durable appends
@@ -36,6 +37,7 @@ mod open;
 mod partition_log;
 mod producer_snapshot;
 pub mod producer_state;
+mod read;
 pub mod retention;
 mod segment;
 mod vectored_write;
