@@ -248,6 +248,16 @@ impl Partition {
         self.log.size_bytes()
     }
 
+    /// The log's config in force (the topic's effective config).
+    pub fn config(&self) -> Arc<ferrite_log::LogConfig> {
+        self.log.config()
+    }
+
+    /// ListOffsets v0: segment base offsets and the log end before `timestamp`, newest first.
+    pub fn legacy_offsets_before(&self, timestamp: i64, max_offsets: i32) -> Vec<i64> {
+        self.log.legacy_offsets_before(timestamp, max_offsets)
+    }
+
     /// Asks to be woken when the high watermark moves (or the replica goes offline).
     pub fn register_waiter(&self, notify: &Arc<Notify>) {
         self.waiters.register(notify);

@@ -133,9 +133,8 @@ fn handle_v0(broker: &Node, frame: &RequestFrame) -> Response {
                 match leader_partition(broker, &name, p.partition_index, -1) {
                     Err(code) => answer.error_code = code,
                     Ok(partition) => {
-                        let offsets = partition
-                            .log()
-                            .legacy_offsets_before(p.timestamp, p.max_num_offsets);
+                        let offsets =
+                            partition.legacy_offsets_before(p.timestamp, p.max_num_offsets);
                         answer.old_style_offsets = if from_consumer {
                             cap_at_high_watermark(offsets, partition.high_watermark().0)
                         } else {

@@ -219,7 +219,7 @@ fn recompressed(
     records: &[u8],
     codec: Compression,
 ) -> Result<BytesMut, i16> {
-    let config = partition.log().config();
+    let config = partition.config();
     let now = ferrite_log::Clock::now_ms(&ferrite_log::SystemClock);
     batch::validate_payload(records, &ValidationRules::from_config(&config), now)
         .and_then(|_| batch::recompress_payload(records, codec))
