@@ -13,6 +13,13 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the broker until SIGTERM or SIGINT; returns once the logs are closed cleanly.
 pub async fn run(mut config: BrokerConfig) -> Result<(), String> {
+    if !config.quorum.is_single_node() {
+        return Err(format!(
+            "controller.quorum.voters={}: a quorum of several nodes is not implemented yet; run without \
+             quorum settings for a single node",
+            config.quorum.voters_text()
+        ));
+    }
     match crate::sys::raise_open_file_limit() {
         Ok((before, after)) if after > before => {
             tracing::info!(before, after, "raised the open-file limit")

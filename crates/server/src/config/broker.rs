@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 use super::broker_table::{broker_setting, BrokerSettingDef, Update, BROKER_SETTINGS};
 use super::layers::{self, Setting, Settings};
+use super::quorum::{parse_roles, parse_voters, QuorumConfig};
 use super::topic::{ConfigSynonym, DescribedConfig, TopicDefaults};
 use super::value::Kind;
 
@@ -30,7 +31,8 @@ const LOG_DIR_ALIAS: &str = "log.dir";
 pub struct BrokerConfig {
     /// `node.id`.
     pub node_id: i32,
-    /// `listeners`: `PLAINTEXT://host:port` or `host:port`; one listener only.
+    /// `listeners`, the client listener: `PLAINTEXT://host:port` or `host:port`. `listeners` may also name the
+    /// controller listener (see `quorum`).
     pub listener: SocketAddr,
     /// `advertised.listeners`; defaults to the listener's host (`127.0.0.1` when that is a wildcard).
     pub advertised_host: String,
@@ -81,6 +83,8 @@ pub struct BrokerConfig {
     pub group_consumer_heartbeat_interval_bounds_ms: (i32, i32),
     /// Broker-wide defaults for topic configs (`log.retention.hours`, `log.segment.bytes`, ...).
     pub topic_defaults: TopicDefaults,
+    /// `process.roles`, `controller.quorum.voters` and the other KRaft settings.
+    pub quorum: QuorumConfig,
     /// The broker settings given explicitly, with where each came from; a name not here has its default. Kept
     /// for DescribeConfigs; topic-default settings keep theirs in `topic_defaults`.
     pub sources: BTreeMap<String, ConfigSource>,
@@ -115,6 +119,7 @@ impl Default for BrokerConfig {
             group_consumer_session_timeout_bounds_ms: (45_000, 60_000),
             group_consumer_heartbeat_interval_bounds_ms: (5_000, 15_000),
             topic_defaults: TopicDefaults::default(),
+            quorum: QuorumConfig::default(),
             sources: BTreeMap::new(),
         }
     }
@@ -147,6 +152,13 @@ impl BrokerConfig {
         config.resolve_listeners(settings)?;
         config.resolve_log_dirs(settings)?;
         config.check_consumer_group_bounds(settings)?;
+        if let Err((name, reason)) = config.quorum.check(config.node_id) {
+            let setting = settings.get(name).cloned().unwrap_or_else(|| Setting {
+                value: config.value_of(name).unwrap_or_default(),
+                source: ConfigSource::Default,
+            });
+            return Err(invalid(name, &setting, reason));
+        }
         Ok(config)
     }
 
@@ -256,6 +268,42 @@ impl BrokerConfig {
             "group.consumer.max.heartbeat.interval.ms" => {
                 self.group_consumer_heartbeat_interval_bounds_ms.1 = parse_setting(name, setting)?
             }
+            "process.roles" => {
+                let (broker, controller) =
+                    parse_roles(&setting.value).map_err(|r| invalid(name, setting, r))?;
+                self.quorum.broker = broker;
+                self.quorum.controller = controller;
+            }
+            "controller.quorum.voters" => {
+                self.quorum.voters =
+                    parse_voters(&setting.value).map_err(|r| invalid(name, setting, r))?;
+            }
+            "controller.quorum.bootstrap.servers" => {
+                return Err(invalid(
+                    name,
+                    setting,
+                    "not supported yet: name the voters with controller.quorum.voters".into(),
+                ))
+            }
+            "controller.listener.names" => {
+                let first = setting.value.split(',').next().unwrap_or("").trim();
+                if first.is_empty() {
+                    return Err(invalid(name, setting, "needs a listener name".into()));
+                }
+                self.quorum.controller_listener_name = first.to_string();
+            }
+            "metadata.log.dir" => {
+                self.quorum.metadata_log_dir = Some(PathBuf::from(setting.value.trim()));
+            }
+            "broker.session.timeout.ms" => {
+                self.quorum.broker_session_timeout_ms = parse_setting(name, setting)?
+            }
+            "broker.heartbeat.interval.ms" => {
+                self.quorum.broker_heartbeat_interval_ms = parse_setting(name, setting)?
+            }
+            "controller.quorum.election.timeout.ms" => {
+                self.quorum.election_timeout_ms = parse_setting(name, setting)?
+            }
             "listeners" | "advertised.listeners" | "log.dirs" | LOG_DIR_ALIAS => {}
             _ => {
                 return Err(ConfigError::UnknownSetting {
@@ -272,17 +320,39 @@ impl BrokerConfig {
     fn resolve_listeners(&mut self, settings: &Settings) -> Result<(), ConfigError> {
         let mut default_host = FALLBACK_ADVERTISED_HOST.to_string();
         if let Some(setting) = settings.get("listeners") {
-            let (host, port) = split_listener("listeners", setting)?;
-            self.listener =
-                bind_address(&host, port).map_err(|r| invalid("listeners", setting, r))?;
-            if !host.is_empty() && !is_wildcard(&host) {
-                default_host = host;
+            let controller_name = self.quorum.controller_listener_name.clone();
+            let mut client = None;
+            for entry in setting.value.split(',').filter(|e| !e.trim().is_empty()) {
+                let (protocol, host, port) = split_listener("listeners", entry, setting)?;
+                let address =
+                    bind_address(&host, port).map_err(|r| invalid("listeners", setting, r))?;
+                if protocol.eq_ignore_ascii_case(&controller_name) {
+                    self.quorum.controller_listener = Some(address);
+                } else if !protocol.eq_ignore_ascii_case(PLAINTEXT) {
+                    let reason = format!(
+                        "listener {protocol}: only PLAINTEXT and the controller listener ({controller_name}) are supported"
+                    );
+                    return Err(invalid("listeners", setting, reason));
+                } else if client.replace((host, address)).is_some() {
+                    let reason = "Ferrite serves exactly one PLAINTEXT listener".to_string();
+                    return Err(invalid("listeners", setting, reason));
+                }
             }
-            self.advertised_port = self.listener.port();
+            if let Some((host, address)) = client {
+                self.listener = address;
+                if !host.is_empty() && !is_wildcard(&host) {
+                    default_host = host;
+                }
+                self.advertised_port = self.listener.port();
+            }
         }
         self.advertised_host = default_host;
         if let Some(setting) = settings.get("advertised.listeners") {
-            let (host, port) = split_listener("advertised.listeners", setting)?;
+            if setting.value.contains(',') {
+                let reason = "advertise exactly one (PLAINTEXT) listener".to_string();
+                return Err(invalid("advertised.listeners", setting, reason));
+            }
+            let (_, host, port) = split_listener("advertised.listeners", &setting.value, setting)?;
             if is_wildcard(&host) {
                 let reason = format!("cannot advertise the wildcard address {host}");
                 return Err(invalid("advertised.listeners", setting, reason));
@@ -380,7 +450,26 @@ impl BrokerConfig {
     pub(super) fn value_of(&self, name: &str) -> Option<String> {
         Some(match name {
             "node.id" => self.node_id.to_string(),
-            "listeners" => format!("{PLAINTEXT}://{}", self.listener),
+            "listeners" => match self.quorum.controller_listener {
+                Some(controller) => format!(
+                    "{PLAINTEXT}://{},{}://{controller}",
+                    self.listener, self.quorum.controller_listener_name
+                ),
+                None => format!("{PLAINTEXT}://{}", self.listener),
+            },
+            "process.roles" => self.quorum.roles_text(),
+            "controller.quorum.voters" => self.quorum.voters_text(),
+            "controller.listener.names" => self.quorum.controller_listener_name.clone(),
+            "metadata.log.dir" => self
+                .quorum
+                .metadata_log_dir
+                .as_ref()
+                .unwrap_or(self.log_dirs.first()?)
+                .display()
+                .to_string(),
+            "broker.session.timeout.ms" => self.quorum.broker_session_timeout_ms.to_string(),
+            "broker.heartbeat.interval.ms" => self.quorum.broker_heartbeat_interval_ms.to_string(),
+            "controller.quorum.election.timeout.ms" => self.quorum.election_timeout_ms.to_string(),
             "advertised.listeners" => {
                 format!(
                     "{PLAINTEXT}://{}",
@@ -458,19 +547,18 @@ fn invalid(name: &str, setting: &Setting, reason: String) -> ConfigError {
     }
 }
 
-/// `[PLAINTEXT://]host:port` into host (as written, IPv6 brackets removed) and port.
-fn split_listener(name: &str, setting: &Setting) -> Result<(String, u16), ConfigError> {
-    let text = setting.value.trim();
+/// One listener, `[NAME://]host:port`, into its name (PLAINTEXT when not written), host (as written, IPv6
+/// brackets removed) and port.
+fn split_listener(
+    name: &str,
+    entry: &str,
+    setting: &Setting,
+) -> Result<(String, String, u16), ConfigError> {
+    let text = entry.trim();
     let fail = |reason: &str| invalid(name, setting, reason.to_string());
-    if text.contains(',') {
-        return Err(fail("Ferrite serves exactly one listener"));
-    }
-    let address = match text.split_once("://") {
-        Some((protocol, _)) if !protocol.eq_ignore_ascii_case(PLAINTEXT) => {
-            return Err(fail("only PLAINTEXT listeners are supported"));
-        }
-        Some((_, address)) => address,
-        None => text,
+    let (protocol, address) = match text.split_once("://") {
+        Some((protocol, address)) => (protocol.to_string(), address),
+        None => (PLAINTEXT.to_string(), text),
     };
     let (host, port) = address
         .rsplit_once(':')
@@ -482,7 +570,7 @@ fn split_listener(name: &str, setting: &Setting) -> Result<(String, u16), Config
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    Ok((host.to_string(), port))
+    Ok((protocol, host.to_string(), port))
 }
 
 /// The socket address to bind: an empty host means every interface, as in Kafka; a name is resolved,

@@ -174,6 +174,48 @@ pub(super) const BROKER_SETTINGS: &[BrokerSettingDef] = &[
         "Heartbeat interval given to members of consumer-protocol (KIP-848) groups.",
     ),
     setting(
+        "process.roles",
+        Kind::Text,
+        Some("broker,controller"),
+        "What this node does: broker, controller, or both.",
+    ),
+    setting(
+        "controller.quorum.voters",
+        Kind::Text,
+        Some(""),
+        "The metadata quorum's voters as id@host:port; empty: this node alone.",
+    ),
+    setting(
+        "controller.listener.names",
+        Kind::Text,
+        Some("CONTROLLER"),
+        "The listener controllers serve the quorum and brokers on.",
+    ),
+    setting(
+        "metadata.log.dir",
+        Kind::Text,
+        None,
+        "Where the metadata log and its snapshots are kept; defaults to the first log dir.",
+    ),
+    setting(
+        "broker.session.timeout.ms",
+        Kind::Int { min: 1 },
+        Some("9000"),
+        "A broker the controller has not heard from for this long is fenced.",
+    ),
+    setting(
+        "broker.heartbeat.interval.ms",
+        Kind::Int { min: 1 },
+        Some("2000"),
+        "How often a broker tells the controller it is alive.",
+    ),
+    setting(
+        "controller.quorum.election.timeout.ms",
+        Kind::Int { min: 1 },
+        Some("1000"),
+        "How long a voter waits for the leader before it starts an election.",
+    ),
+    setting(
         "group.consumer.min.session.timeout.ms",
         Kind::Int { min: 1 },
         Some("45000"),

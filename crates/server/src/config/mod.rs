@@ -6,6 +6,7 @@
 //!         └── topic    per-topic overrides -> EffectiveTopicConfig, DescribeConfigs for a topic
 //!               └── topic_defaults   TopicDefaults: broker synonyms such as log.retention.hours
 //! dynamic      dynamic broker configs (AlterConfigs on the broker resource) over all of the above: LiveConfig
+//! quorum       process.roles, controller.quorum.voters and the other KRaft settings
 //! group        per-group configs of KIP-848 groups (consumer.session.timeout.ms, ...)
 //! topic_table  one row per topic config: type, range, default, broker synonyms
 //! value        parsing of one value the way Kafka's ConfigDef does
@@ -18,6 +19,7 @@ pub mod dynamic;
 pub mod error;
 pub mod group;
 mod layers;
+pub mod quorum;
 pub mod topic;
 mod topic_defaults;
 mod topic_table;

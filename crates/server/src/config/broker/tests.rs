@@ -106,7 +106,7 @@ fn toml_accepts_nested_and_quoted_keys() {
 
 #[test]
 fn unknown_settings_are_named_whatever_the_layer() {
-    let error = with_overrides(&[("process.roles", "broker")]).unwrap_err();
+    let error = with_overrides(&[("num.io.threadz", "8")]).unwrap_err();
     assert!(matches!(
         &error,
         ConfigError::UnknownSetting {
@@ -114,13 +114,71 @@ fn unknown_settings_are_named_whatever_the_layer() {
             ..
         }
     ));
-    assert!(error.to_string().contains("process.roles"), "{error}");
+    assert!(error.to_string().contains("num.io.threadz"), "{error}");
     let env = pairs(&[("FERRITE_LOG_RETENTION_HOUR", "1")]);
     let error = BrokerConfig::load(None, env, &[]).unwrap_err();
     assert_eq!(error.setting_name(), Some("log.retention.hour"));
-    let file = toml_file("controller.quorum.voters = \"1@localhost:9093\"\n");
+    let file = toml_file("controller.quorum.voter = \"1@localhost:9093\"\n");
     let error = BrokerConfig::load(Some(file.path()), Vec::new(), &[]).unwrap_err();
-    assert_eq!(error.setting_name(), Some("controller.quorum.voters"));
+    assert_eq!(error.setting_name(), Some("controller.quorum.voter"));
+}
+
+#[test]
+fn kraft_settings_describe_a_node_of_a_cluster() {
+    let config = with_overrides(&[
+        ("node.id", "2"),
+        ("process.roles", "broker,controller"),
+        (
+            "controller.quorum.voters",
+            "1@127.0.0.1:9093,2@127.0.0.1:9095",
+        ),
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(config.listener, "127.0.0.1:9094".parse().unwrap());
+    assert_eq!(
+        config.quorum.controller_listener,
+        Some("127.0.0.1:9095".parse().unwrap())
+    );
+    assert_eq!(config.quorum.voters.len(), 2);
+    assert!(!config.quorum.is_single_node());
+    assert_eq!(
+        entry(&config, "listeners").value.as_deref(),
+        Some("PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095")
+    );
+    let broker_only = with_overrides(&[
+        ("node.id", "4"),
+        ("process.roles", "broker"),
+        ("controller.quorum.voters", "1@127.0.0.1:9093"),
+    ])
+    .unwrap();
+    assert!(broker_only.quorum.broker && !broker_only.quorum.controller);
+    for (settings, named) in [
+        (vec![("process.roles", "controller")], "process.roles"),
+        (
+            vec![("controller.quorum.voters", "1@127.0.0.1:9093")],
+            "listeners",
+        ),
+        (
+            vec![
+                ("node.id", "3"),
+                ("controller.quorum.voters", "1@127.0.0.1:9093"),
+                ("listeners", "CONTROLLER://127.0.0.1:9093"),
+            ],
+            "controller.quorum.voters",
+        ),
+        (vec![("listeners", "SSL://127.0.0.1:9093")], "listeners"),
+        (
+            vec![("controller.quorum.bootstrap.servers", "h:9093")],
+            "controller.quorum.bootstrap.servers",
+        ),
+    ] {
+        let error = with_overrides(&settings).unwrap_err();
+        assert_eq!(error.setting_name(), Some(named), "{settings:?}: {error}");
+    }
 }
 
 #[test]
