@@ -11,3 +11,4 @@ pub mod consumer_group_records;
 pub mod group;
 pub mod group_metadata;
 pub mod offsets;
+pub mod quorum;

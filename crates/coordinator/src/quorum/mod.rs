@@ -1,0 +1,24 @@
+//! The metadata quorum: Kafka's KRaft, with openraft underneath. Every metadata change is a command of
+//! records committed through Raft; every node applies committed commands in log order to its image.
+//!
+//! ```text
+//!   types          the type configuration: commands (records), node ids, entries
+//!   log_store      the Raft log in a ferrite-log partition (__cluster_metadata-0), vote and commit files
+//!   state_machine  the metadata image, snapshots, and what was applied, sent to the node in order
+//!   durable_file   small JSON files written atomically and fsynced
+//! ```
+
+// openraft's traits return its `StorageError`, which is large; helpers return it too rather than convert.
+#![allow(clippy::result_large_err)]
+
+mod durable_file;
+pub mod log_store;
+pub mod state_machine;
+pub mod types;
+
+pub use log_store::LogStore;
+pub use state_machine::{Applied, StateMachine};
+pub use types::{CommandApplied, MetadataCommand, MetadataRaftConfig, NodeId, Raft};
+
+#[cfg(test)]
+mod tests;
