@@ -1,7 +1,7 @@
 //! What a batch of records changed, for the parts of a node that act on changes: the replica manager (open,
 //! re-role or remove partitions), the group coordinator (group configs), the topic cache (effective configs).
 
-use crate::image::TopicImage;
+use crate::image::{MetadataImage, TopicImage};
 use crate::records::ConfigResource;
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
@@ -34,5 +34,38 @@ impl MetadataDelta {
         self.changed_configs
             .iter()
             .any(|r| matches!(r, ConfigResource::Broker(_)))
+    }
+
+    /// What changed from `old` to `new`, for a node that jumps from one image to another (a snapshot
+    /// installed from the leader, or the image it starts from).
+    pub fn between(old: &MetadataImage, new: &MetadataImage) -> MetadataDelta {
+        let mut delta = MetadataDelta::default();
+        for topic in new.topics() {
+            let before = old.topic_by_id(topic.id);
+            if before.is_none() {
+                delta.created_topics.insert(topic.id);
+            }
+            for (index, partition) in &topic.partitions {
+                if before.and_then(|b| b.partitions.get(index)) != Some(partition) {
+                    delta.changed_partitions.insert((topic.id, *index));
+                }
+            }
+        }
+        for topic in old.topics() {
+            if new.topic_by_id(topic.id).is_none() {
+                delta.deleted_topics.insert(topic.id, topic.clone());
+            }
+        }
+        let resources = old
+            .config_resources()
+            .chain(new.config_resources())
+            .map(|(resource, _)| resource);
+        for resource in resources {
+            if old.configs(resource) != new.configs(resource) {
+                delta.changed_configs.insert(resource.clone());
+            }
+        }
+        delta.brokers_changed = !old.brokers().eq(new.brokers());
+        delta
     }
 }

@@ -161,3 +161,26 @@ fn records_that_cannot_apply_leave_the_image_unchanged() {
     }
     assert_eq!(image, MetadataImage::from_records(&sample()).unwrap());
 }
+
+#[test]
+fn the_delta_between_two_images_is_what_applying_the_records_says() {
+    let image = MetadataImage::from_records(&sample()).unwrap();
+    let mut batch = topic("refunds", Uuid::from_u128(3), 2);
+    batch.push(MetadataRecord::RemoveTopic { topic_id: T2 });
+    batch.push(partition(T1, 3));
+    batch.push(config(
+        ConfigResource::Topic("orders".into()),
+        "retention.ms",
+        None,
+    ));
+    let (next, applied) = image.apply_all(&batch).unwrap();
+    let between = MetadataDelta::between(&image, &next);
+    assert_eq!(between.created_topics, applied.created_topics);
+    assert_eq!(between.deleted_topics, applied.deleted_topics);
+    assert_eq!(between.changed_partitions, applied.changed_partitions);
+    assert_eq!(between.changed_configs, applied.changed_configs);
+    let everything = MetadataDelta::between(&MetadataImage::default(), &image);
+    assert_eq!(everything.created_topics.len(), 2);
+    assert_eq!(everything.changed_partitions.len(), 4);
+    assert!(everything.brokers_changed && everything.broker_configs_changed());
+}

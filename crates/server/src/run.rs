@@ -49,7 +49,7 @@ pub async fn run(mut config: BrokerConfig) -> Result<(), String> {
     })
     .await
     .map_err(|e| e.to_string())??;
-    let broker = Arc::new(broker);
+
     println!(
         "ferrite {} listening on {bound} (advertised {}:{}), data in {}",
         env!("CARGO_PKG_VERSION"),

@@ -98,6 +98,11 @@ impl LogStore {
         })
     }
 
+    /// Flushes and closes the log, so the next start need not recover it. Call after Raft has stopped.
+    pub fn close(&self) -> Result<(), LogError> {
+        self.inner.log.close()
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -12,13 +12,26 @@ use ferrite_coordinator::group::ConsumerGroupState;
 use ferrite_wire::error_code;
 use uuid::Uuid;
 
-fn open(dir: &std::path::Path) -> Node {
+/// The runtime the nodes of these tests run their metadata quorum on; it outlives every node.
+fn test_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+fn open(dir: &std::path::Path) -> std::sync::Arc<Node> {
     let config = BrokerConfig {
         log_dirs: vec![dir.to_path_buf()],
         offsets_topic_num_partitions: 3,
         group_initial_rebalance_delay_ms: 0,
         ..BrokerConfig::default()
     };
+    let _runtime = test_runtime().enter();
     Node::open(config, Box::new(FileMetadataStore::new(dir))).unwrap()
 }
 

@@ -168,18 +168,21 @@ fn harness() -> &'static Harness {
             auto_create_topics_enable: false,
             ..BrokerConfig::default()
         };
-        let broker = Node::open(config, Box::new(FileMetadataStore::new(dir.path()))).unwrap();
-        broker
-            .create_topic("fuzz", 2, 1, Default::default())
-            .unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
+        let broker = {
+            let _context = runtime.enter();
+            Node::open(config, Box::new(FileMetadataStore::new(dir.path()))).unwrap()
+        };
+        broker
+            .create_topic("fuzz", 2, 1, Default::default())
+            .unwrap();
         Harness {
             runtime,
-            broker: Arc::new(broker),
+            broker,
             _dir: dir,
         }
     })

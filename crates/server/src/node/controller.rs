@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, MutexGuard};
 
 impl Node {
-    fn lock_writer(&self) -> MutexGuard<'_, ()> {
+    pub(super) fn lock_writer(&self) -> MutexGuard<'_, ()> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -6,11 +6,9 @@
 //! back into the records that build the same image. [`MetadataStore`] is the seam where the Raft metadata
 //! quorum will replace this single-node file (and import it once).
 
-use crate::config::dynamic::{BrokerEntity, DynamicBrokerConfigs};
+use crate::config::dynamic::DynamicBrokerConfigs;
 use crate::config::group::GroupOverrides;
-use ferrite_metadata::{
-    ConfigResource, ImageError, MetadataImage, MetadataRecord, PartitionRecord,
-};
+use ferrite_metadata::{ConfigResource, MetadataRecord, PartitionRecord};
 use ferrite_replication::{LeaderEpoch, NodeId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -57,33 +55,13 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     fn load(&self) -> Result<Option<ClusterMetadata>, StoreError>;
     /// Replaces the stored metadata durably.
     fn save(&self, metadata: &ClusterMetadata) -> Result<(), StoreError>;
+    /// Sets the stored metadata aside once it has been imported into the metadata log, so it is neither
+    /// read again nor mistaken for current.
+    fn retire(&self) -> Result<(), StoreError>;
 }
 
 /// The first id InitProducerId hands out on a new cluster.
-const FIRST_PRODUCER_ID: i64 = 1000;
-
-/// The image the store holds; a store with nothing yet starts a new cluster (saved at once, so its id stays).
-pub fn load_image(
-    store: &dyn MetadataStore,
-    local: NodeId,
-) -> Result<MetadataImage, super::TopicError> {
-    let file = match store.load()? {
-        Some(file) => file,
-        None => {
-            let fresh = ClusterMetadata {
-                cluster_id: super::new_cluster_id(),
-                next_producer_id: FIRST_PRODUCER_ID,
-                topics: BTreeMap::new(),
-                broker_configs: DynamicBrokerConfigs::default(),
-                group_configs: BTreeMap::new(),
-            };
-            store.save(&fresh)?;
-            fresh
-        }
-    };
-    MetadataImage::from_records(&records_of(&file, local))
-        .map_err(|e: ImageError| super::TopicError::Storage(format!("metadata file: {e}")))
-}
+pub const FIRST_PRODUCER_ID: i64 = 1000;
 
 /// The records that build the image a file describes. The file predates clusters: every partition has one
 /// replica, this node, which leads it.
@@ -151,7 +129,9 @@ fn config_records(
 }
 
 /// The file form of an image (what [`records_of`] turns back into the same image).
-pub fn file_of(image: &MetadataImage) -> ClusterMetadata {
+#[cfg(test)]
+pub fn file_of(image: &ferrite_metadata::MetadataImage) -> ClusterMetadata {
+    use crate::config::dynamic::BrokerEntity;
     let mut broker_configs = DynamicBrokerConfigs::default();
     let mut group_configs = BTreeMap::new();
     for (resource, configs) in image.config_resources() {
@@ -214,6 +194,17 @@ impl FileMetadataStore {
 }
 
 impl MetadataStore for FileMetadataStore {
+    fn retire(&self) -> Result<(), StoreError> {
+        let imported = self.path.with_extension("json.imported");
+        std::fs::rename(&self.path, &imported).map_err(|e| self.io(e))?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| self.io(e))?;
+        }
+        Ok(())
+    }
+
     fn load(&self) -> Result<Option<ClusterMetadata>, StoreError> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
@@ -327,7 +318,8 @@ mod tests {
             .entry("g".into())
             .or_default()
             .insert("consumer.session.timeout.ms".into(), "50000".into());
-        let image = MetadataImage::from_records(&records_of(&file, NodeId(1))).expect("image");
+        let image = ferrite_metadata::MetadataImage::from_records(&records_of(&file, NodeId(1)))
+            .expect("image");
         assert_eq!(image.topic("t").expect("topic").partition_count(), 3);
         assert_eq!(image.next_producer_id(), 1234);
         assert_eq!(file_of(&image), file);

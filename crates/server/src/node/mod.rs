@@ -19,6 +19,7 @@ pub mod log_dir_lock;
 pub mod maintenance;
 pub mod metadata_store;
 mod publish;
+mod quorum;
 pub mod topic;
 pub mod topic_name;
 
@@ -33,6 +34,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use tokio::sync::watch;
 pub use topic::{Partition, Topic};
 
 /// Why a metadata change or a start-up step failed; handlers map these to Kafka error codes.
@@ -53,6 +55,12 @@ pub enum TopicError {
     /// A request that makes no sense whatever the state (an unknown config operation, a bad resource name).
     #[error("{0}")]
     InvalidRequest(String),
+    /// This node cannot write metadata now (it is not the quorum's leader); retriable elsewhere.
+    #[error("not the active controller: {0}")]
+    NotController(String),
+    /// The quorum did not commit the change in time (it may have lost its majority); retriable.
+    #[error("{0}")]
+    Timeout(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error(transparent)]
@@ -100,7 +108,11 @@ pub struct Node {
     /// Every partition replica this node holds.
     pub replicas: Arc<ReplicaManager>,
     pub metrics: Metrics,
+    /// The metadata image this node serves from: what it has applied of the quorum's log.
     metadata: Arc<SharedImage>,
+    /// The metadata quorum (set once, at start).
+    quorum: OnceLock<quorum::QuorumRuntime>,
+    /// The single-node metadata file of older versions, imported into a new metadata log once.
     store: Box<dyn MetadataStore>,
     /// One change of the metadata at a time: held from reading the image a change starts from until the
     /// image it makes is published.
@@ -116,9 +128,13 @@ pub struct Node {
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
 
 impl Node {
-    /// Locks the log directories, loads metadata and opens every partition log (recovering any that were not
-    /// closed cleanly).
-    pub fn open(config: BrokerConfig, store: Box<dyn MetadataStore>) -> Result<Node, TopicError> {
+    /// Locks the log directories, starts the metadata quorum, applies the metadata log (opening and recovering
+    /// every partition log this node holds) and starts the group coordinator. Blocking: call from a blocking
+    /// thread of the runtime.
+    pub fn open(
+        config: BrokerConfig,
+        store: Box<dyn MetadataStore>,
+    ) -> Result<Arc<Node>, TopicError> {
         let locks = LogDirLocks::acquire(&config.log_dirs)?;
         Self::open_locked(config, store, locks)
     }
@@ -129,29 +145,34 @@ impl Node {
         config: BrokerConfig,
         store: Box<dyn MetadataStore>,
         locks: LogDirLocks,
-    ) -> Result<Node, TopicError> {
+    ) -> Result<Arc<Node>, TopicError> {
         let data_dir = config
             .log_dirs
             .first()
             .cloned()
             .unwrap_or_else(|| PathBuf::from("./data"));
         let local = NodeId(config.node_id);
-        let image = metadata_store::load_image(store.as_ref(), local)?;
-        let live = publish::live_config(&config, &image);
-        let node = Node {
+        let empty = MetadataImage::default();
+        let live = publish::live_config(&config, &empty);
+        let node = Arc::new(Node {
             config,
             live: RwLock::new(Arc::new(live)),
             replicas: Arc::new(ReplicaManager::new(local, &data_dir)),
             data_dir,
             metrics: Metrics::default(),
-            metadata: Arc::new(SharedImage::new(MetadataImage::default())),
+            metadata: Arc::new(SharedImage::new(empty)),
+            quorum: OnceLock::new(),
             store,
             writer: Mutex::new(()),
             topics: RwLock::new(HashMap::new()),
             groups: OnceLock::new(),
             _log_dir_locks: locks,
-        };
-        node.start_from(image)?;
+        });
+        let (applied, _) = watch::channel(0);
+        let runtime = quorum::start(&node, applied)?;
+        let _ = node.quorum.set(runtime);
+        node.bootstrap()?;
+        node.check_replicas_open()?;
         let coordinator = GroupCoordinator::start(node.group_context()?)?;
         let _ = node.groups.set(coordinator);
         Ok(node)
@@ -215,9 +236,12 @@ impl Node {
         self.replicas.partition(topic, index)
     }
 
-    /// Flushes and closes every log so the next start need not recover them.
+    /// Flushes and closes every log (the metadata log too) so the next start need not recover them.
     pub fn close(&self) {
         self.replicas.close_all();
+        if let Some(quorum) = self.quorum.get() {
+            quorum.shutdown();
+        }
     }
 }
 

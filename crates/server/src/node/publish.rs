@@ -1,15 +1,17 @@
-//! How metadata takes effect on this node. A change is applied to the image, the file form of the new image
-//! is saved, the image is published, and then what the delta touched is brought in line:
+//! How metadata takes effect on this node. A change is committed through the quorum; the applier thread
+//! (quorum.rs) applies what the quorum committed to the image, publishes it, and then what the delta touched
+//! is brought in line:
 //!
 //! ```text
-//!   records ─▶ image.apply_all ─▶ store.save ─▶ publish image ─▶ delta:
+//!   committed records ─▶ image.apply_all ─▶ publish image ─▶ delta:
 //!                                                 broker configs changed ─▶ LiveConfig rebuilt
 //!                                                 topics, partitions, configs ─▶ Topic views rebuilt
 //!                                                 partitions of this node ─▶ ReplicaManager (open, role, config,
 //!                                                                             remove with data)
 //!                                                 group configs ─▶ GroupCoordinator (members' timings)
 //! ```
-//! Nothing is applied that was not saved first, so a restart finds what clients were told succeeded.
+//! Nothing is applied that the quorum did not commit (fsynced in its log), so a restart finds what clients
+//! were told succeeded.
 
 use super::metadata_store;
 use super::{Node, Topic, TopicError};
@@ -55,50 +57,83 @@ fn role_of(record: &PartitionRecord, local: NodeId) -> Role {
 }
 
 impl Node {
-    /// Takes the image loaded at start-up into use: registers this node (in memory: the metadata file keeps
-    /// no brokers), builds the topic views and opens every replica this node holds, recovering logs that were
-    /// not closed cleanly. A replica that cannot open stops the start.
-    pub(super) fn start_from(&self, image: MetadataImage) -> Result<(), TopicError> {
-        let registration = MetadataRecord::RegisterBroker(BrokerRegistration {
-            node_id: self.replicas.local_node(),
+    /// Writes what a start needs into the metadata log: on a new log, the cluster itself (or, when the
+    /// single-node metadata file of an older version is there, everything it holds, imported once); and this
+    /// node's registration, with a new incarnation.
+    pub(super) fn bootstrap(&self) -> Result<(), TopicError> {
+        let _writer = self.lock_writer();
+        let local = self.replicas.local_node();
+        let mut records = vec![];
+        let mut imported = false;
+        if self.image().cluster_id().is_none() {
+            match self.store.load()? {
+                Some(file) => {
+                    tracing::info!(
+                        topics = file.topics.len(),
+                        "importing the single-node metadata file into the metadata log"
+                    );
+                    records.extend(metadata_store::records_of(&file, local));
+                    imported = true;
+                }
+                None => {
+                    records.push(MetadataRecord::Cluster {
+                        cluster_id: super::new_cluster_id(),
+                    });
+                    records.push(MetadataRecord::ProducerIds {
+                        node_id: local,
+                        next_producer_id: metadata_store::FIRST_PRODUCER_ID,
+                    });
+                }
+            }
+        }
+        records.push(MetadataRecord::RegisterBroker(BrokerRegistration {
+            node_id: local,
             incarnation_id: uuid::Uuid::new_v4(),
             host: self.config.advertised_host.clone(),
             port: self.config.advertised_port,
             rack: None,
-        });
-        let (image, _) = image
-            .apply_all(&[registration])
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
-        let views = topic_views(&image, &self.live_config())?;
-        let changes = image
-            .topics()
-            .flat_map(|t| self.replica_changes(t, &views))
-            .collect();
-        *self.topics.write().unwrap_or_else(|p| p.into_inner()) = views;
-        self.metadata.publish(image);
-        if let Some((tp, e)) = self.replicas.apply(changes).into_iter().next() {
-            return Err(TopicError::Storage(format!(
-                "opening {}-{}: {e}",
-                tp.topic, tp.partition
-            )));
+        }));
+        self.commit(&records)?;
+        if imported {
+            self.store.retire()?;
         }
         Ok(())
     }
 
-    /// Applies records as one change: saved, published, then applied to this node. The caller holds the
-    /// writer lock.
-    pub(super) fn commit(&self, records: &[MetadataRecord]) -> Result<MetadataDelta, TopicError> {
-        let (next, delta) = self
-            .image()
-            .apply_all(records)
-            .map_err(|e| TopicError::Storage(format!("metadata change refused: {e}")))?;
-        self.store.save(&metadata_store::file_of(&next))?;
-        self.metadata.publish(next);
-        self.apply_delta(&delta)?;
-        Ok(delta)
+    /// Every replica the metadata gives this node is open: one that could not open (a damaged log the
+    /// recovery cannot repair, a full disk) stops the start rather than leave its partition unserved.
+    pub(super) fn check_replicas_open(&self) -> Result<(), TopicError> {
+        let local = self.replicas.local_node();
+        for topic in self.image().topics() {
+            for p in topic
+                .partitions
+                .values()
+                .filter(|p| p.replicas.contains(&local))
+            {
+                if self.replicas.partition(&topic.name, p.partition).is_none() {
+                    return Err(TopicError::Storage(format!(
+                        "{}-{} could not be opened (see the log above)",
+                        topic.name, p.partition
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
-    fn apply_delta(&self, delta: &MetadataDelta) -> Result<(), TopicError> {
+    /// Commits records as one change through the metadata quorum; returns once this node applied them. The
+    /// caller holds the writer lock.
+    pub(super) fn commit(&self, records: &[MetadataRecord]) -> Result<(), TopicError> {
+        let quorum = self
+            .quorum
+            .get()
+            .ok_or_else(|| TopicError::Storage("the metadata quorum is not started".into()))?;
+        quorum.commit(records.to_vec())
+    }
+
+    /// Brings the node in line with a new image (already published): live config, topic views, replicas,
+    /// group configs.
+    pub(super) fn apply_delta(&self, delta: &MetadataDelta) -> Result<(), TopicError> {
         let image = self.image();
         if delta.broker_configs_changed() {
             *self.live.write().unwrap_or_else(|p| p.into_inner()) =

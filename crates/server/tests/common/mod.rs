@@ -21,8 +21,15 @@ pub struct Broker {
 impl Broker {
     /// A broker with default settings plus `overrides` (Kafka names).
     pub fn start(overrides: &[(&str, &str)]) -> Broker {
+        Self::start_with(overrides, |_| {})
+    }
+
+    /// [`Broker::start`] on a data directory `prepare` filled first (such as one an older version wrote).
+    pub fn start_with(overrides: &[(&str, &str)], prepare: impl FnOnce(&Path)) -> Broker {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
+        std::fs::create_dir_all(&data_dir).unwrap();
+        prepare(&data_dir);
         let overrides = overrides
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -54,7 +61,7 @@ impl Broker {
             cmd.arg("--override").arg(format!("{k}={v}"));
         }
         let mut child = cmd
-            .env("FERRITE_LOG", "info")
+            .env("FERRITE_LOG", "info,openraft=warn")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
