@@ -65,7 +65,8 @@ impl MetadataDelta {
                 delta.changed_configs.insert(resource.clone());
             }
         }
-        delta.brokers_changed = !old.brokers().eq(new.brokers());
+        delta.brokers_changed =
+            !old.brokers().eq(new.brokers()) || !old.live_brokers().eq(new.live_brokers());
         delta
     }
 }

@@ -5,7 +5,7 @@
 use crate::delta::MetadataDelta;
 use crate::records::{BrokerRegistration, ConfigResource, MetadataRecord, PartitionRecord};
 use ferrite_replication::NodeId;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 /// Config name -> value, for one resource.
@@ -39,6 +39,8 @@ pub enum ImageError {
 pub struct MetadataImage {
     cluster_id: Option<String>,
     brokers: BTreeMap<NodeId, BrokerRegistration>,
+    /// Registered brokers the controller fenced (not heard from within the session timeout).
+    fenced: BTreeSet<NodeId>,
     topics: BTreeMap<Uuid, TopicImage>,
     topic_ids: BTreeMap<String, Uuid>,
     configs: BTreeMap<ConfigResource, Configs>,
@@ -88,6 +90,15 @@ impl MetadataImage {
             }
             MetadataRecord::UnregisterBroker { node_id } => {
                 self.brokers.remove(node_id);
+                self.fenced.remove(node_id);
+                delta.brokers_changed = true;
+            }
+            MetadataRecord::FenceBroker { node_id } => {
+                self.fenced.insert(*node_id);
+                delta.brokers_changed = true;
+            }
+            MetadataRecord::UnfenceBroker { node_id } => {
+                self.fenced.remove(node_id);
                 delta.brokers_changed = true;
             }
             MetadataRecord::Topic { name, topic_id } => {
@@ -172,6 +183,11 @@ impl MetadataImage {
                 .cloned()
                 .map(MetadataRecord::RegisterBroker),
         );
+        records.extend(
+            self.fenced
+                .iter()
+                .map(|node_id| MetadataRecord::FenceBroker { node_id: *node_id }),
+        );
         for topic in self.topics() {
             records.push(MetadataRecord::Topic {
                 name: topic.name.clone(),
@@ -211,6 +227,17 @@ impl MetadataImage {
 
     pub fn broker(&self, node_id: NodeId) -> Option<&BrokerRegistration> {
         self.brokers.get(&node_id)
+    }
+
+    pub fn is_fenced(&self, node_id: NodeId) -> bool {
+        self.fenced.contains(&node_id)
+    }
+
+    /// The registered brokers that are not fenced: the ones clients are told about and replicas go to.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers
+            .values()
+            .filter(|b| !self.fenced.contains(&b.node_id))
     }
 
     pub fn topic(&self, name: &str) -> Option<&TopicImage> {

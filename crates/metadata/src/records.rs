@@ -17,6 +17,10 @@ pub enum MetadataRecord {
     RegisterBroker(BrokerRegistration),
     /// A broker leaves the cluster for good.
     UnregisterBroker { node_id: NodeId },
+    /// The controller stopped hearing from a broker: it is left out of Metadata answers and leads nothing.
+    FenceBroker { node_id: NodeId },
+    /// A fenced broker is heard from again.
+    UnfenceBroker { node_id: NodeId },
     /// A topic is created; its partitions follow as `Partition` records.
     Topic { name: String, topic_id: Uuid },
     /// A partition's assignment, whole: written when it is created and whenever it changes.
@@ -46,6 +50,9 @@ pub struct BrokerRegistration {
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
+    /// Kafka's broker epoch: one more than the previous registration's, set by the controller.
+    #[serde(default)]
+    pub epoch: i64,
 }
 
 /// A partition's replicas and leadership.

@@ -46,6 +46,7 @@ fn sample() -> Vec<MetadataRecord> {
         host: "127.0.0.1".into(),
         port: 9092,
         rack: None,
+        epoch: 1,
     }));
     records.extend(topic("orders", T1, 3));
     records.extend(topic("payments", T2, 1));

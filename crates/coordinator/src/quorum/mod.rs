@@ -5,6 +5,7 @@
 //!   types          the type configuration: commands (records), node ids, entries
 //!   log_store      the Raft log in a ferrite-log partition (__cluster_metadata-0), vote and commit files
 //!   state_machine  the metadata image, snapshots, and what was applied, sent to the node in order
+//!   rpc            the controller listener's wire: openraft's RPCs, brokers' fetches, controller requests
 //!   durable_file   small JSON files written atomically and fsynced
 //! ```
 
@@ -13,6 +14,7 @@
 
 mod durable_file;
 pub mod log_store;
+pub mod rpc;
 pub mod state_machine;
 pub mod types;
 

@@ -85,6 +85,8 @@ pub struct BrokerConfig {
     pub topic_defaults: TopicDefaults,
     /// `process.roles`, `controller.quorum.voters` and the other KRaft settings.
     pub quorum: QuorumConfig,
+    /// `broker.rack`.
+    pub broker_rack: Option<String>,
     /// The broker settings given explicitly, with where each came from; a name not here has its default. Kept
     /// for DescribeConfigs; topic-default settings keep theirs in `topic_defaults`.
     pub sources: BTreeMap<String, ConfigSource>,
@@ -120,6 +122,7 @@ impl Default for BrokerConfig {
             group_consumer_heartbeat_interval_bounds_ms: (5_000, 15_000),
             topic_defaults: TopicDefaults::default(),
             quorum: QuorumConfig::default(),
+            broker_rack: None,
             sources: BTreeMap::new(),
         }
     }
@@ -292,6 +295,10 @@ impl BrokerConfig {
                 }
                 self.quorum.controller_listener_name = first.to_string();
             }
+            "broker.rack" => {
+                let rack = setting.value.trim();
+                self.broker_rack = (!rack.is_empty()).then(|| rack.to_string());
+            }
             "metadata.log.dir" => {
                 self.quorum.metadata_log_dir = Some(PathBuf::from(setting.value.trim()));
             }
@@ -460,6 +467,7 @@ impl BrokerConfig {
             "process.roles" => self.quorum.roles_text(),
             "controller.quorum.voters" => self.quorum.voters_text(),
             "controller.listener.names" => self.quorum.controller_listener_name.clone(),
+            "broker.rack" => self.broker_rack.clone().unwrap_or_default(),
             "metadata.log.dir" => self
                 .quorum
                 .metadata_log_dir

@@ -192,6 +192,12 @@ pub(super) const BROKER_SETTINGS: &[BrokerSettingDef] = &[
         "The listener controllers serve the quorum and brokers on.",
     ),
     setting(
+        "broker.rack",
+        Kind::Text,
+        None,
+        "The rack this broker is in; replicas of a partition are spread across racks.",
+    ),
+    setting(
         "metadata.log.dir",
         Kind::Text,
         None,

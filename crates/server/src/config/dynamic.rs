@@ -39,7 +39,7 @@ pub struct DynamicBrokerConfigs {
 }
 
 /// Which broker-config entity a resource name means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BrokerEntity {
     /// Every broker: the empty resource name.
     Default,

@@ -5,6 +5,7 @@
 //!   └── broker     BrokerConfig: typed broker settings, DescribeConfigs for the broker
 //!         └── topic    per-topic overrides -> EffectiveTopicConfig, DescribeConfigs for a topic
 //!               └── topic_defaults   TopicDefaults: broker synonyms such as log.retention.hours
+//! change       an AlterConfigs / IncrementalAlterConfigs change, as data
 //! dynamic      dynamic broker configs (AlterConfigs on the broker resource) over all of the above: LiveConfig
 //! quorum       process.roles, controller.quorum.voters and the other KRaft settings
 //! group        per-group configs of KIP-848 groups (consumer.session.timeout.ms, ...)
@@ -15,6 +16,7 @@
 
 pub mod broker;
 mod broker_table;
+pub mod change;
 pub mod dynamic;
 pub mod error;
 pub mod group;

@@ -1,30 +1,172 @@
-//! The controller's part: every metadata change is checked against the image in force and written as
-//! records, which `publish` applies. Today the node is its own controller; with the quorum these checks run
-//! on the active controller and the records go through the Raft log.
+//! The controller's part: every metadata change is an operation ([`ControllerOp`]) that the active controller
+//! checks against the image in force and writes as records. A node that is not the active controller
+//! forwards the operation to it (`quorum.rs`) and answers once its own image includes the result.
 //!
 //! ```text
-//!   request ─▶ lock writer ─▶ check against the current image ─▶ records ─▶ commit (publish.rs)
-//!                                  └─ refused: TopicError, nothing written
+//!   request ─▶ Node::execute(op) ─▶ active controller here? ─▶ execute_here: lock writer, check, records,
+//!                                         │                                  commit through the quorum
+//!                                         └─ no: forward to it ─▶ wait until this node applied the result
 //! ```
-//! `validate_only` requests stop after the checks.
+//! `validate_only` operations stop after the checks and write nothing.
 
+use super::placement::place_replicas;
 use super::topic_name;
 use super::{Node, Topic, TopicError, MAX_PARTITIONS_PER_TOPIC};
+use crate::config::change::{list_value, ChangeError, ConfigChange};
 use crate::config::dynamic::{
     validate_entity, BrokerEntity, DynamicBrokerConfigs, DynamicSettings, LiveConfig,
 };
 use crate::config::group::{group_timings, validate_group_overrides, GroupOverrides, GroupTimings};
-use crate::config::topic::{effective_config, validate_topic_config, TopicOverrides};
-use ferrite_metadata::{ConfigResource, MetadataImage, MetadataRecord, PartitionRecord};
+use crate::config::topic::{
+    describe_topic, effective_config, validate_topic_config, TopicOverrides,
+};
+use ferrite_metadata::{
+    BrokerRegistration, ConfigResource, MetadataImage, MetadataRecord, PartitionRecord,
+};
 use ferrite_replication::{LeaderEpoch, NodeId};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, MutexGuard};
 
-impl Node {
-    pub(super) fn lock_writer(&self) -> MutexGuard<'_, ()> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// A metadata change, as data: what a broker forwards to the active controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerOp {
+    CreateTopic {
+        name: String,
+        /// -1: `num.partitions`.
+        partitions: i32,
+        /// -1: `default.replication.factor`.
+        replication: i16,
+        overrides: TopicOverrides,
+        validate_only: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        total: i32,
+        validate_only: bool,
+    },
+    AlterTopicConfigs {
+        name: String,
+        change: ConfigChange,
+        validate_only: bool,
+    },
+    AlterBrokerConfigs {
+        entity: BrokerEntity,
+        change: ConfigChange,
+        validate_only: bool,
+    },
+    AlterGroupConfigs {
+        group: String,
+        change: ConfigChange,
+        validate_only: bool,
+    },
+    /// A block of `count` producer ids for the asking broker.
+    AllocateProducerIds {
+        count: i64,
+    },
+    /// A broker announces itself (at every start, with a new incarnation).
+    RegisterBroker(BrokerRegistration),
+    /// A broker is alive; a fenced one is unfenced.
+    BrokerHeartbeat {
+        node_id: NodeId,
+        incarnation_id: uuid::Uuid,
+    },
+    /// The active controller stopped hearing from a broker (never forwarded: the controller decides it).
+    FenceBroker {
+        node_id: NodeId,
+    },
+    /// A new cluster's first records (its id, the producer-id counter), or the import of an older version's
+    /// single-node metadata file; written only if the cluster has no id yet.
+    Bootstrap {
+        records: Vec<MetadataRecord>,
+    },
+}
 
+/// What the active controller answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerAnswer {
+    /// The metadata log index that includes the change (0: nothing was written).
+    pub index: u64,
+    /// For `AllocateProducerIds`: the first id of the block.
+    pub first_producer_id: i64,
+}
+
+/// A refused operation, as it travels back from the active controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerFailure {
+    AlreadyExists(String),
+    UnknownTopic(String),
+    InvalidName(String),
+    InvalidPartitions(String),
+    InvalidReplicationFactor(String),
+    InvalidConfig(String),
+    InvalidRequest(String),
+    Storage(String),
+    Timeout(String),
+    /// The node asked is not the active controller; `leader` is the one it knows, if any.
+    NotController {
+        leader: Option<i32>,
+        reason: String,
+    },
+}
+
+impl From<&TopicError> for ControllerFailure {
+    fn from(e: &TopicError) -> Self {
+        match e {
+            TopicError::AlreadyExists(t) => ControllerFailure::AlreadyExists(t.clone()),
+            TopicError::UnknownTopic(t) => ControllerFailure::UnknownTopic(t.clone()),
+            TopicError::InvalidName(m) => ControllerFailure::InvalidName(m.clone()),
+            TopicError::InvalidPartitions(m) => ControllerFailure::InvalidPartitions(m.clone()),
+            TopicError::InvalidReplicationFactor(m) => {
+                ControllerFailure::InvalidReplicationFactor(m.clone())
+            }
+            TopicError::InvalidConfig(m) => ControllerFailure::InvalidConfig(m.clone()),
+            TopicError::InvalidRequest(m) => ControllerFailure::InvalidRequest(m.clone()),
+            TopicError::Timeout(m) => ControllerFailure::Timeout(m.clone()),
+            TopicError::NotController(m) => ControllerFailure::NotController {
+                leader: None,
+                reason: m.clone(),
+            },
+            TopicError::Storage(_) | TopicError::LogDir(_) => {
+                ControllerFailure::Storage(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<ControllerFailure> for TopicError {
+    fn from(f: ControllerFailure) -> Self {
+        match f {
+            ControllerFailure::AlreadyExists(t) => TopicError::AlreadyExists(t),
+            ControllerFailure::UnknownTopic(t) => TopicError::UnknownTopic(t),
+            ControllerFailure::InvalidName(m) => TopicError::InvalidName(m),
+            ControllerFailure::InvalidPartitions(m) => TopicError::InvalidPartitions(m),
+            ControllerFailure::InvalidReplicationFactor(m) => {
+                TopicError::InvalidReplicationFactor(m)
+            }
+            ControllerFailure::InvalidConfig(m) => TopicError::InvalidConfig(m),
+            ControllerFailure::InvalidRequest(m) => TopicError::InvalidRequest(m),
+            ControllerFailure::Storage(m) => TopicError::Storage(m),
+            ControllerFailure::Timeout(m) => TopicError::Timeout(m),
+            ControllerFailure::NotController { reason, .. } => TopicError::NotController(reason),
+        }
+    }
+}
+
+impl From<ChangeError> for TopicError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::InvalidConfig(m) => TopicError::InvalidConfig(m),
+            ChangeError::InvalidRequest(m) => TopicError::InvalidRequest(m),
+        }
+    }
+}
+
+/// The public face of the operations, for handlers.
+impl Node {
     /// Checks a CreateTopics request without creating anything.
     pub fn validate_new_topic(
         &self,
@@ -33,28 +175,17 @@ impl Node {
         replication: i16,
         overrides: &TopicOverrides,
     ) -> Result<(), TopicError> {
-        topic_name::validate_topic_name(name).map_err(TopicError::InvalidName)?;
-        if self.image().topic(name).is_some() {
-            return Err(TopicError::AlreadyExists(name.to_string()));
-        }
-        if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
-            return Err(TopicError::InvalidPartitions(format!("number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, not {partitions}")));
-        }
-        if replication != 1 {
-            return Err(TopicError::InvalidReplicationFactor(format!(
-                "replication factor {replication} is larger than the 1 available broker"
-            )));
-        }
-        for (key, value) in overrides {
-            validate_topic_config(key, value)
-                .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
-        }
-        effective_config(&self.live_config().effective.topic_defaults, overrides)
-            .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
-        Ok(())
+        self.execute(ControllerOp::CreateTopic {
+            name: name.to_string(),
+            partitions,
+            replication,
+            overrides: overrides.clone(),
+            validate_only: true,
+        })
+        .map(|_| ())
     }
 
-    /// Creates a topic (its metadata, then its partitions' logs). `partitions`/`replication` of -1 mean the
+    /// Creates a topic; returns it once this node's metadata has it. `partitions`/`replication` of -1 mean the
     /// broker defaults. Blocking: call from a blocking context.
     pub fn create_topic(
         &self,
@@ -63,32 +194,13 @@ impl Node {
         replication: i16,
         overrides: TopicOverrides,
     ) -> Result<Arc<Topic>, TopicError> {
-        let partitions = if partitions == -1 {
-            self.config.num_partitions
-        } else {
-            partitions
-        };
-        let replication = if replication == -1 {
-            self.config.default_replication_factor
-        } else {
-            replication
-        };
-        let _writer = self.lock_writer();
-        self.validate_new_topic(name, partitions, replication, &overrides)?;
-        let topic_id = uuid::Uuid::new_v4();
-        let mut records = vec![MetadataRecord::Topic {
+        self.execute(ControllerOp::CreateTopic {
             name: name.to_string(),
-            topic_id,
-        }];
-        let local = self.replicas.local_node();
-        records.extend((0..partitions).map(|partition| new_partition(topic_id, partition, local)));
-        records.extend(config_changes(
-            ConfigResource::Topic(name.to_string()),
-            &BTreeMap::new(),
-            &overrides,
-        ));
-        self.commit(&records)?;
-        tracing::info!(topic = name, partitions, "created topic");
+            partitions,
+            replication,
+            overrides,
+            validate_only: false,
+        })?;
         self.topic(name)
             .ok_or_else(|| TopicError::UnknownTopic(name.to_string()))
     }
@@ -110,15 +222,10 @@ impl Node {
 
     /// Deletes a topic and its data; long polls waiting on it answer at once.
     pub fn delete_topic(&self, name: &str) -> Result<(), TopicError> {
-        let _writer = self.lock_writer();
-        let topic_id = self
-            .image()
-            .topic(name)
-            .map(|t| t.id)
-            .ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
-        self.commit(&[MetadataRecord::RemoveTopic { topic_id }])?;
-        tracing::info!(topic = name, "deleted topic");
-        Ok(())
+        self.execute(ControllerOp::DeleteTopic {
+            name: name.to_string(),
+        })
+        .map(|_| ())
     }
 
     /// Grows a topic to `total` partitions.
@@ -128,84 +235,57 @@ impl Node {
         total: i32,
         validate_only: bool,
     ) -> Result<(), TopicError> {
-        let _writer = self.lock_writer();
-        let image = self.image();
-        let topic = image
-            .topic(name)
-            .ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
-        let existing = topic.partition_count();
-        if total <= existing || total > MAX_PARTITIONS_PER_TOPIC {
-            return Err(TopicError::InvalidPartitions(format!(
-                "topic currently has {existing} partitions; {total} would not add any (or exceeds {MAX_PARTITIONS_PER_TOPIC})"
-            )));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        let local = self.replicas.local_node();
-        let records: Vec<MetadataRecord> = (existing..total)
-            .map(|partition| new_partition(topic.id, partition, local))
-            .collect();
-        self.commit(&records)?;
-        Ok(())
+        self.execute(ControllerOp::CreatePartitions {
+            name: name.to_string(),
+            total,
+            validate_only,
+        })
+        .map(|_| ())
     }
 
-    /// Replaces a topic's config overrides; they reach its partitions at once.
-    pub fn set_topic_overrides(
+    /// Changes a topic's own configs; they reach its partitions at once.
+    pub fn alter_topic_configs(
         &self,
         name: &str,
-        overrides: TopicOverrides,
+        change: ConfigChange,
         validate_only: bool,
     ) -> Result<(), TopicError> {
-        let _writer = self.lock_writer();
-        let image = self.image();
-        if image.topic(name).is_none() {
-            return Err(TopicError::UnknownTopic(name.to_string()));
-        }
-        for (key, value) in &overrides {
-            validate_topic_config(key, value)
-                .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
-        }
-        effective_config(&self.live_config().effective.topic_defaults, &overrides)
-            .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
-        if validate_only {
-            return Ok(());
-        }
-        let resource = ConfigResource::Topic(name.to_string());
-        let records = config_changes(resource.clone(), image.configs(&resource), &overrides);
-        self.commit(&records)?;
-        Ok(())
+        self.execute(ControllerOp::AlterTopicConfigs {
+            name: name.to_string(),
+            change,
+            validate_only,
+        })
+        .map(|_| ())
     }
 
-    /// Replaces the dynamic settings of `entity` with what `change` makes of the current ones (AlterConfigs
-    /// replaces them all; IncrementalAlterConfigs edits them). The live view is passed for list operations,
-    /// which start from the effective value.
+    /// Changes the dynamic configs of one broker or of every broker.
     pub fn alter_broker_configs(
         &self,
         entity: BrokerEntity,
+        change: ConfigChange,
         validate_only: bool,
-        change: impl FnOnce(&DynamicSettings, &LiveConfig) -> Result<DynamicSettings, TopicError>,
     ) -> Result<(), TopicError> {
-        let _writer = self.lock_writer();
-        let image = self.image();
-        let resource = broker_resource(entity);
-        let current = image.configs(&resource);
-        let proposed = change(current, &self.live_config())?;
-        let canonical =
-            validate_entity(&proposed).map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
-        let mut stored = dynamic_broker_configs(&image);
-        stored.set(entity, canonical.clone());
-        let (_, skipped) = LiveConfig::new(&self.config, &stored);
-        if let Some(reason) = skipped.first() {
-            return Err(TopicError::InvalidConfig(reason.clone()));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        let records = config_changes(resource, current, &canonical);
-        self.commit(&records)?;
-        tracing::info!(?entity, settings = ?canonical, "dynamic broker configs changed");
-        Ok(())
+        self.execute(ControllerOp::AlterBrokerConfigs {
+            entity,
+            change,
+            validate_only,
+        })
+        .map(|_| ())
+    }
+
+    /// Changes a group's configs; they reach the group and its members at once.
+    pub fn alter_group_configs(
+        &self,
+        group: &str,
+        change: ConfigChange,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        self.execute(ControllerOp::AlterGroupConfigs {
+            group: group.to_string(),
+            change,
+            validate_only,
+        })
+        .map(|_| ())
     }
 
     /// A group's own configs (empty if it has none).
@@ -220,50 +300,276 @@ impl Node {
         group_timings(&self.config, &self.group_overrides(group_id))
     }
 
-    /// Replaces a group's configs with what `change` makes of the current ones; they reach the group and its
-    /// members at once.
-    pub fn alter_group_configs(
-        &self,
-        group_id: &str,
-        validate_only: bool,
-        change: impl FnOnce(&GroupOverrides) -> Result<GroupOverrides, TopicError>,
-    ) -> Result<(), TopicError> {
-        let _writer = self.lock_writer();
-        let image = self.image();
-        let resource = ConfigResource::Group(group_id.to_string());
-        let current = image.configs(&resource);
-        let proposed = change(current)?;
-        let canonical = validate_group_overrides(&self.config, &proposed)
-            .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
-        if validate_only {
-            return Ok(());
-        }
-        let records = config_changes(resource, current, &canonical);
-        self.commit(&records)?;
-        tracing::info!(group = group_id, settings = ?canonical, "group configs changed");
-        Ok(())
-    }
-
-    /// Hands out a new producer id, recorded before it is returned so it is never reused after a restart.
-    pub fn allocate_producer_id(&self) -> Result<i64, TopicError> {
-        let _writer = self.lock_writer();
-        let id = self.image().next_producer_id();
-        self.commit(&[MetadataRecord::ProducerIds {
-            node_id: self.replicas.local_node(),
-            next_producer_id: id + 1,
-        }])?;
-        Ok(id)
+    /// A block of `count` producer ids, unique in the cluster: recorded before it is handed out, so never
+    /// reused after a restart.
+    pub fn allocate_producer_ids(&self, count: i64) -> Result<i64, TopicError> {
+        self.execute(ControllerOp::AllocateProducerIds { count })
+            .map(|answer| answer.first_producer_id)
     }
 }
 
-/// A new partition with one replica, this node, leading it in epoch 0.
-fn new_partition(topic_id: uuid::Uuid, partition: i32, local: NodeId) -> MetadataRecord {
+/// The active controller's side.
+impl Node {
+    pub(super) fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs an operation as the active controller: checks it against the current image and commits its
+    /// records. Blocking.
+    pub(super) fn execute_here(&self, op: ControllerOp) -> Result<ControllerAnswer, TopicError> {
+        let _writer = self.lock_writer();
+        self.quorum()?.catch_up()?;
+        let image = self.image();
+        let (records, first_producer_id) = match op {
+            ControllerOp::AllocateProducerIds { count } => {
+                let first = image.next_producer_id();
+                let record = MetadataRecord::ProducerIds {
+                    node_id: self.replicas.local_node(),
+                    next_producer_id: first + count.max(1),
+                };
+                (vec![record], first)
+            }
+            other => match self.records_for(&image, other)? {
+                Some(records) => (records, 0),
+                None => return Ok(ControllerAnswer::default()),
+            },
+        };
+        let index = if records.is_empty() {
+            0
+        } else {
+            self.quorum()?.commit(records)?
+        };
+        Ok(ControllerAnswer {
+            index,
+            first_producer_id,
+        })
+    }
+
+    /// The records an operation writes; `None` for a check that passed (validate only) or a change that
+    /// changes nothing.
+    fn records_for(
+        &self,
+        image: &MetadataImage,
+        op: ControllerOp,
+    ) -> Result<Option<Vec<MetadataRecord>>, TopicError> {
+        let records = match op {
+            ControllerOp::CreateTopic {
+                name,
+                partitions,
+                replication,
+                overrides,
+                validate_only,
+            } => {
+                let records =
+                    self.create_topic_records(image, &name, partitions, replication, &overrides)?;
+                tracing::info!(topic = %name, validate_only, "creating topic");
+                (!validate_only).then_some(records)
+            }
+            ControllerOp::DeleteTopic { name } => {
+                let topic = image
+                    .topic(&name)
+                    .ok_or_else(|| TopicError::UnknownTopic(name.clone()))?;
+                tracing::info!(topic = %name, "deleting topic");
+                Some(vec![MetadataRecord::RemoveTopic { topic_id: topic.id }])
+            }
+            ControllerOp::CreatePartitions {
+                name,
+                total,
+                validate_only,
+            } => {
+                let records = self.new_partition_records(image, &name, total)?;
+                (!validate_only).then_some(records)
+            }
+            ControllerOp::AlterTopicConfigs {
+                name,
+                change,
+                validate_only,
+            } => {
+                let records = self.topic_config_records(image, &name, &change)?;
+                (!validate_only).then_some(records)
+            }
+            ControllerOp::AlterBrokerConfigs {
+                entity,
+                change,
+                validate_only,
+            } => {
+                let records = self.broker_config_records(image, entity, &change)?;
+                (!validate_only).then_some(records)
+            }
+            ControllerOp::AlterGroupConfigs {
+                group,
+                change,
+                validate_only,
+            } => {
+                let resource = ConfigResource::Group(group.clone());
+                let current = image.configs(&resource);
+                let proposed = change.apply(current, |_| None)?;
+                let canonical = validate_group_overrides(&self.config, &proposed)
+                    .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+                tracing::info!(%group, settings = ?canonical, validate_only, "altering group configs");
+                (!validate_only).then(|| config_changes(resource, current, &canonical))
+            }
+            ControllerOp::RegisterBroker(registration) => {
+                Some(self.register_records(image, registration))
+            }
+            ControllerOp::BrokerHeartbeat {
+                node_id,
+                incarnation_id,
+            } => self.heartbeat_records(image, node_id, incarnation_id)?,
+            ControllerOp::FenceBroker { node_id } => Some(self.fence_records(image, node_id)),
+            ControllerOp::Bootstrap { records } => image.cluster_id().is_none().then_some(records),
+            ControllerOp::AllocateProducerIds { .. } => None,
+        };
+        Ok(records)
+    }
+
+    fn create_topic_records(
+        &self,
+        image: &MetadataImage,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        overrides: &TopicOverrides,
+    ) -> Result<Vec<MetadataRecord>, TopicError> {
+        let partitions = if partitions == -1 {
+            self.config.num_partitions
+        } else {
+            partitions
+        };
+        let replication = if replication == -1 {
+            self.config.default_replication_factor
+        } else {
+            replication
+        };
+        topic_name::validate_topic_name(name).map_err(TopicError::InvalidName)?;
+        if image.topic(name).is_some() {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&partitions) {
+            return Err(TopicError::InvalidPartitions(format!("number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}, not {partitions}")));
+        }
+        for (key, value) in overrides {
+            validate_topic_config(key, value)
+                .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+        }
+        effective_config(&self.live_config().effective.topic_defaults, overrides)
+            .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+        let assignments = place_replicas(image, 0, partitions, replication, random_seed())
+            .map_err(TopicError::InvalidReplicationFactor)?;
+        let topic_id = uuid::Uuid::new_v4();
+        let mut records = vec![MetadataRecord::Topic {
+            name: name.to_string(),
+            topic_id,
+        }];
+        records.extend(
+            assignments
+                .into_iter()
+                .enumerate()
+                .map(|(p, replicas)| new_partition(topic_id, p as i32, replicas)),
+        );
+        records.extend(config_changes(
+            ConfigResource::Topic(name.to_string()),
+            &BTreeMap::new(),
+            overrides,
+        ));
+        Ok(records)
+    }
+
+    fn new_partition_records(
+        &self,
+        image: &MetadataImage,
+        name: &str,
+        total: i32,
+    ) -> Result<Vec<MetadataRecord>, TopicError> {
+        let topic = image
+            .topic(name)
+            .ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
+        let existing = topic.partition_count();
+        if total <= existing || total > MAX_PARTITIONS_PER_TOPIC {
+            return Err(TopicError::InvalidPartitions(format!(
+                "topic currently has {existing} partitions; {total} would not add any (or exceeds {MAX_PARTITIONS_PER_TOPIC})"
+            )));
+        }
+        let replication = topic
+            .partitions
+            .values()
+            .next()
+            .map_or(1, |p| i16::try_from(p.replicas.len()).unwrap_or(1));
+        let assignments = place_replicas(
+            image,
+            existing,
+            total - existing,
+            replication,
+            random_seed(),
+        )
+        .map_err(TopicError::InvalidReplicationFactor)?;
+        Ok(assignments
+            .into_iter()
+            .enumerate()
+            .map(|(i, replicas)| new_partition(topic.id, existing + i as i32, replicas))
+            .collect())
+    }
+
+    fn topic_config_records(
+        &self,
+        image: &MetadataImage,
+        name: &str,
+        change: &ConfigChange,
+    ) -> Result<Vec<MetadataRecord>, TopicError> {
+        if image.topic(name).is_none() {
+            return Err(TopicError::UnknownTopic(name.to_string()));
+        }
+        let resource = ConfigResource::Topic(name.to_string());
+        let current = image.configs(&resource);
+        let defaults = self.live_config().effective.topic_defaults.clone();
+        let described = describe_topic(&defaults, current);
+        let overrides = change.apply(current, |n| list_value(&described, n))?;
+        for (key, value) in &overrides {
+            validate_topic_config(key, value)
+                .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+        }
+        effective_config(&defaults, &overrides)
+            .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+        Ok(config_changes(resource, current, &overrides))
+    }
+
+    fn broker_config_records(
+        &self,
+        image: &MetadataImage,
+        entity: BrokerEntity,
+        change: &ConfigChange,
+    ) -> Result<Vec<MetadataRecord>, TopicError> {
+        let resource = broker_resource(entity);
+        let current = image.configs(&resource);
+        let described = self.live_config().describe();
+        let proposed: DynamicSettings = change.apply(current, |n| list_value(&described, n))?;
+        let canonical =
+            validate_entity(&proposed).map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+        let mut stored = dynamic_broker_configs(image);
+        stored.set(entity, canonical.clone());
+        let (_, skipped) = LiveConfig::new(&self.config, &stored);
+        if let Some(reason) = skipped.first() {
+            return Err(TopicError::InvalidConfig(reason.clone()));
+        }
+        tracing::info!(?entity, settings = ?canonical, "altering dynamic broker configs");
+        Ok(config_changes(resource, current, &canonical))
+    }
+}
+
+/// Where the striped placement starts, so leaders of successive topics do not all begin on one broker.
+fn random_seed() -> u64 {
+    let bits = uuid::Uuid::new_v4().as_u128();
+    (bits >> 64) as u64 ^ bits as u64
+}
+
+/// A new partition on `replicas`, led by the first, in epoch 0.
+fn new_partition(topic_id: uuid::Uuid, partition: i32, replicas: Vec<NodeId>) -> MetadataRecord {
     MetadataRecord::Partition(PartitionRecord {
         topic_id,
         partition,
-        replicas: vec![local],
-        isr: vec![local],
-        leader: Some(local),
+        leader: replicas.first().copied(),
+        isr: replicas.clone(),
+        replicas,
         leader_epoch: LeaderEpoch(0),
         partition_epoch: 0,
     })

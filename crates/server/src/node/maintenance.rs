@@ -4,13 +4,16 @@
 //! - recovery-point checkpoints (every 60 s, Kafka's `log.flush.offset.checkpoint.interval.ms`);
 //! - group session and join deadlines (every 100 ms);
 //! - expiry of committed offsets and the rewrite of outgrown `__consumer_offsets` partitions
-//!   (`offsets.retention.check.interval.ms`).
+//!   (`offsets.retention.check.interval.ms`);
+//! - the broker's heartbeat to the controller (`broker.heartbeat.interval.ms`), and on the active controller
+//!   the fencing of brokers whose session expired (checked every 500 ms).
 
 use super::Node;
 use std::sync::Arc;
 use std::time::Duration;
 
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Starts the loops; they stop when `shutdown` flips to true.
 pub fn spawn(
@@ -45,6 +48,20 @@ pub fn spawn(
                     groups.tick();
                 }
             },
+        ),
+        every(
+            broker,
+            shutdown.clone(),
+            ms(broker.config.quorum.broker_heartbeat_interval_ms),
+            "broker heartbeat",
+            Node::heartbeat,
+        ),
+        every(
+            broker,
+            shutdown.clone(),
+            SESSION_CHECK_INTERVAL,
+            "broker sessions",
+            Node::check_broker_sessions,
         ),
         every(
             broker,

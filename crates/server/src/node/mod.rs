@@ -14,12 +14,20 @@
 //! leads every partition. Handlers read topics through cached [`Topic`] views and partitions through the
 //! replica manager; every change goes through records, so the quorum can take over the controller's part.
 
+mod applied_log;
 mod controller;
+mod describe_quorum;
+mod forward;
+mod lifecycle;
 pub mod log_dir_lock;
 pub mod maintenance;
 pub mod metadata_store;
+mod observer;
+mod placement;
+mod producer_ids;
 mod publish;
 mod quorum;
+mod service;
 pub mod topic;
 pub mod topic_name;
 
@@ -28,6 +36,7 @@ use crate::config::dynamic::LiveConfig;
 use crate::groups::GroupCoordinator;
 use ferrite_metadata::{MetadataImage, SharedImage};
 use ferrite_replication::{NodeId, ReplicaManager};
+pub use forward::{QuorumDescription, ReplicaProgress};
 use log_dir_lock::{LogDirError, LogDirLocks};
 use metadata_store::{MetadataStore, StoreError};
 use std::collections::HashMap;
@@ -112,6 +121,14 @@ pub struct Node {
     metadata: Arc<SharedImage>,
     /// The metadata quorum (set once, at start).
     quorum: OnceLock<quorum::QuorumRuntime>,
+    /// What this node applied of the metadata log, for brokers that follow it from here.
+    applied_log: Mutex<applied_log::AppliedLog>,
+    /// This process's registration id: a restart is a new incarnation.
+    incarnation: uuid::Uuid,
+    /// On the active controller: when each broker was last heard from.
+    liveness: lifecycle::Liveness,
+    /// The block of producer ids this broker hands out.
+    producer_ids: Mutex<producer_ids::ProducerIdBlock>,
     /// The single-node metadata file of older versions, imported into a new metadata log once.
     store: Box<dyn MetadataStore>,
     /// One change of the metadata at a time: held from reading the image a change starts from until the
@@ -162,6 +179,10 @@ impl Node {
             metrics: Metrics::default(),
             metadata: Arc::new(SharedImage::new(empty)),
             quorum: OnceLock::new(),
+            applied_log: Mutex::new(applied_log::AppliedLog::default()),
+            incarnation: uuid::Uuid::new_v4(),
+            liveness: Mutex::new(lifecycle::BrokerLiveness::default()),
+            producer_ids: Mutex::new(producer_ids::ProducerIdBlock::default()),
             store,
             writer: Mutex::new(()),
             topics: RwLock::new(HashMap::new()),
@@ -193,6 +214,10 @@ impl Node {
 
     pub fn node_id(&self) -> i32 {
         self.config.node_id
+    }
+
+    fn applied_log(&self) -> std::sync::MutexGuard<'_, applied_log::AppliedLog> {
+        self.applied_log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The metadata image in force now.

@@ -13,6 +13,7 @@
 //! Nothing is applied that the quorum did not commit (fsynced in its log), so a restart finds what clients
 //! were told succeeded.
 
+use super::controller::ControllerOp;
 use super::metadata_store;
 use super::{Node, Topic, TopicError};
 use crate::config::broker::BrokerConfig;
@@ -21,14 +22,17 @@ use crate::config::group::group_timings;
 use crate::config::topic::effective_config;
 use crate::groups::{CoordinatorContext, OFFSETS_TOPIC};
 use ferrite_metadata::{
-    BrokerRegistration, ConfigResource, MetadataDelta, MetadataImage, MetadataRecord,
-    PartitionRecord, TopicImage,
+    ConfigResource, MetadataDelta, MetadataImage, MetadataRecord, PartitionRecord, TopicImage,
 };
 use ferrite_replication::{
     FollowerState, LeaderState, NodeId, PartitionChange, Role, TopicPartition,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a start waits for the quorum (a cluster's nodes may start minutes apart).
+const START_PATIENCE: Duration = Duration::from_secs(300);
 
 /// The live configuration for an image: the static one with the image's dynamic broker configs applied.
 pub(super) fn live_config(config: &BrokerConfig, image: &MetadataImage) -> LiveConfig {
@@ -57,43 +61,41 @@ fn role_of(record: &PartitionRecord, local: NodeId) -> Role {
 }
 
 impl Node {
-    /// Writes what a start needs into the metadata log: on a new log, the cluster itself (or, when the
+    /// Writes what a start needs into the metadata log: on a new cluster, the cluster itself (or, when the
     /// single-node metadata file of an older version is there, everything it holds, imported once); and this
-    /// node's registration, with a new incarnation.
+    /// broker's registration, with a new incarnation. In a cluster of several nodes this waits for the quorum
+    /// to elect a leader (up to [`START_PATIENCE`]).
     pub(super) fn bootstrap(&self) -> Result<(), TopicError> {
-        let _writer = self.lock_writer();
         let local = self.replicas.local_node();
-        let mut records = vec![];
+        let single = self.config.quorum.is_single_node();
         let mut imported = false;
-        if self.image().cluster_id().is_none() {
-            match self.store.load()? {
+        if self.config.quorum.controller && self.image().cluster_id().is_none() {
+            let file = if single { self.store.load()? } else { None };
+            let records = match file {
                 Some(file) => {
                     tracing::info!(
                         topics = file.topics.len(),
                         "importing the single-node metadata file into the metadata log"
                     );
-                    records.extend(metadata_store::records_of(&file, local));
                     imported = true;
+                    metadata_store::records_of(&file, local)
                 }
-                None => {
-                    records.push(MetadataRecord::Cluster {
+                None => vec![
+                    MetadataRecord::Cluster {
                         cluster_id: super::new_cluster_id(),
-                    });
-                    records.push(MetadataRecord::ProducerIds {
+                    },
+                    MetadataRecord::ProducerIds {
                         node_id: local,
                         next_producer_id: metadata_store::FIRST_PRODUCER_ID,
-                    });
-                }
-            }
+                    },
+                ],
+            };
+            // Written only if no voter bootstrapped the cluster first.
+            self.execute_within(ControllerOp::Bootstrap { records }, START_PATIENCE)?;
         }
-        records.push(MetadataRecord::RegisterBroker(BrokerRegistration {
-            node_id: local,
-            incarnation_id: uuid::Uuid::new_v4(),
-            host: self.config.advertised_host.clone(),
-            port: self.config.advertised_port,
-            rack: None,
-        }));
-        self.commit(&records)?;
+        if self.config.quorum.broker {
+            self.register(START_PATIENCE)?;
+        }
         if imported {
             self.store.retire()?;
         }
@@ -119,16 +121,6 @@ impl Node {
             }
         }
         Ok(())
-    }
-
-    /// Commits records as one change through the metadata quorum; returns once this node applied them. The
-    /// caller holds the writer lock.
-    pub(super) fn commit(&self, records: &[MetadataRecord]) -> Result<(), TopicError> {
-        let quorum = self
-            .quorum
-            .get()
-            .ok_or_else(|| TopicError::Storage("the metadata quorum is not started".into()))?;
-        quorum.commit(records.to_vec())
     }
 
     /// Brings the node in line with a new image (already published): live config, topic views, replicas,
