@@ -230,6 +230,12 @@ impl OffsetStore {
             .take_while(move |(k, _)| k.group == group)
     }
 
+    /// Keeps the offsets of the groups `keep` accepts (a coordinator drops a partition's groups when its
+    /// leadership moves).
+    pub fn retain_groups(&mut self, keep: impl Fn(&str) -> bool) {
+        self.offsets.retain(|k, _| keep(&k.group));
+    }
+
     /// Offsets older than `retention_ms` in groups with no members (`has_members` false): the keys to write
     /// tombstones for (`offsets.retention.minutes`).
     pub fn expired(

@@ -13,13 +13,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the broker until SIGTERM or SIGINT; returns once the logs are closed cleanly.
 pub async fn run(mut config: BrokerConfig) -> Result<(), String> {
-    if !config.quorum.is_single_node() {
-        return Err(format!(
-            "controller.quorum.voters={}: a quorum of several nodes is not implemented yet; run without \
-             quorum settings for a single node",
-            config.quorum.voters_text()
-        ));
-    }
     match crate::sys::raise_open_file_limit() {
         Ok((before, after)) if after > before => {
             tracing::info!(before, after, "raised the open-file limit")
@@ -35,13 +28,19 @@ pub async fn run(mut config: BrokerConfig) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    let listener = TcpListener::bind(config.listener)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listener))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    if config.advertised_port == 0 {
-        config.advertised_port = bound.port();
-    }
+    // A controller-only node serves no Kafka clients: it listens on its controller listener alone.
+    let listener = if config.quorum.broker {
+        let listener = TcpListener::bind(config.listener)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listener))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        if config.advertised_port == 0 {
+            config.advertised_port = bound.port();
+        }
+        Some((listener, bound))
+    } else {
+        None
+    };
     let data_dir = config.log_dirs.first().cloned().unwrap_or_default();
     let store = Box::new(FileMetadataStore::new(&data_dir));
     let broker = tokio::task::spawn_blocking(move || {
@@ -50,27 +49,46 @@ pub async fn run(mut config: BrokerConfig) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())??;
 
-    println!(
-        "ferrite {} listening on {bound} (advertised {}:{}), data in {}",
-        env!("CARGO_PKG_VERSION"),
-        broker.config.advertised_host,
-        broker.config.advertised_port,
-        broker.data_dir.display()
-    );
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let tasks = maintenance::spawn(&broker, shutdown_rx.clone());
-    let server = tokio::spawn(crate::network::serve(
-        Arc::clone(&broker),
-        listener,
-        shutdown_rx,
-    ));
+    let server = match listener {
+        Some((listener, bound)) => {
+            println!(
+                "ferrite {} listening on {bound} (advertised {}:{}), data in {}",
+                env!("CARGO_PKG_VERSION"),
+                broker.config.advertised_host,
+                broker.config.advertised_port,
+                broker.data_dir.display()
+            );
+            Some(tokio::spawn(crate::network::serve(
+                Arc::clone(&broker),
+                listener,
+                shutdown_rx,
+            )))
+        }
+        None => {
+            let controller = broker
+                .config
+                .quorum
+                .controller_listener
+                .map_or_else(String::new, |a| a.to_string());
+            println!(
+                "ferrite {} listening on {controller} (controller only), data in {}",
+                env!("CARGO_PKG_VERSION"),
+                broker.data_dir.display()
+            );
+            None
+        }
+    };
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     let _ = shutdown_tx.send(true);
-    if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
-        tracing::warn!(
-            "in-flight requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway"
-        );
+    if let Some(server) = server {
+        if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
+            tracing::warn!(
+                "in-flight requests did not finish within {DRAIN_TIMEOUT:?}; closing anyway"
+            );
+        }
     }
     for task in tasks {
         task.abort();

@@ -432,7 +432,7 @@ fn find_coordinator_batches_and_commits_survive_kill9() {
     assert_eq!(r.error_code, 0);
     let log = broker.log();
     assert!(
-        log.contains("group coordinator loaded __consumer_offsets groups=1"),
+        log.contains("coordinating the groups of __consumer_offsets-"),
         "{log}"
     );
 }

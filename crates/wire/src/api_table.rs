@@ -53,6 +53,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::DescribeQuorum, 0, 2),
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeLogDirs, 0, 4),
     api(ApiKey::OffsetDelete, 0, 0),

@@ -6,6 +6,7 @@ use ferrite_coordinator::group::{
     errors, ClassicGroup, GroupState, JoinOutcome, JoinRequest, JoinResponse, MemberDescription,
     Reply, SyncOutcome,
 };
+use ferrite_wire::error_code;
 use tokio::sync::oneshot;
 
 /// A JoinGroup answer now, or later (when the join phase ends).
@@ -27,6 +28,17 @@ pub struct GroupDescription {
     pub protocol_type: String,
     pub protocol_name: String,
     pub members: Vec<MemberDescription>,
+}
+
+/// A group whose partition moved away: its waiting JoinGroup and SyncGroup requests answer NOT_COORDINATOR,
+/// so their clients look the coordinator up again.
+pub(super) fn release_not_coordinator(mut entry: ClassicEntry) {
+    for (_, tx) in entry.joins.drain() {
+        let _ = tx.send(join_error(error_code::NOT_COORDINATOR));
+    }
+    for (_, tx) in entry.syncs.drain() {
+        let _ = tx.send((error_code::NOT_COORDINATOR, vec![]));
+    }
 }
 
 /// Sends released answers to the requests waiting for them, and drops the waiters of members that are gone

@@ -28,7 +28,7 @@ impl GroupCoordinator {
     /// Rewrites every partition that has outgrown its live state; returns how many were rewritten.
     pub fn compact_offsets_topic(&self) -> usize {
         let mut rewritten = 0;
-        for index in 0..self.log.partition_count() {
+        for index in self.log.loaded_indexes() {
             match self.compact_partition(index, false) {
                 Ok(true) => rewritten += 1,
                 Ok(false) => {}
@@ -59,7 +59,7 @@ impl GroupCoordinator {
         let start = partition.log_end_offset();
         let now = now_ms();
         for chunk in live.chunks(RECORDS_PER_BATCH) {
-            append_to(partition, chunk, now)?;
+            append_to(&partition, chunk, now)?;
         }
         partition.flush_to(partition.log_end_offset())?;
         partition.advance_log_start_offset(start)?;

@@ -189,12 +189,16 @@ impl GroupCoordinator {
         }
     }
 
-    /// Writes what restoring changed (a group whose topics moved while the broker was down gets a new
-    /// epoch). Called once, after start-up replay.
-    pub(super) fn persist_restored_consumer_groups(&self) {
+    /// Writes what restoring changed (a group whose topics moved while the coordinator was elsewhere gets a
+    /// new epoch). Called after a partition is loaded, for the groups it restored.
+    pub(super) fn persist_restored_consumer_groups(&self, restored: &[String]) {
         let now = now_ms();
         let mut groups = self.lock();
-        for (group_id, entry) in groups.consumer.iter_mut() {
+        for (group_id, entry) in groups
+            .consumer
+            .iter_mut()
+            .filter(|(id, _)| restored.contains(id))
+        {
             if let Err(e) = self.persist_consumer(group_id, entry, now) {
                 tracing::error!(group = %group_id, error = %e, "writing restored consumer group failed");
             }

@@ -105,13 +105,11 @@ pub(crate) struct Groups {
 }
 
 /// What the coordinator is started with. It holds no reference to the node: topics and group configs come
-/// from the shared metadata image, its partitions from the replica manager.
+/// from the shared metadata image; the node hands it each `__consumer_offsets` partition it comes to lead.
 #[derive(Debug)]
 pub struct CoordinatorContext {
     pub config: BrokerConfig,
     pub metadata: Arc<SharedImage>,
-    /// Every `__consumer_offsets` partition, in index order.
-    pub offsets_partitions: Vec<Arc<Partition>>,
 }
 
 #[derive(Debug)]
@@ -132,67 +130,112 @@ pub fn now_ms() -> i64 {
 }
 
 impl GroupCoordinator {
-    /// Rebuilds every group and committed offset from `__consumer_offsets`.
-    pub fn start(context: CoordinatorContext) -> Result<GroupCoordinator, TopicError> {
-        let CoordinatorContext {
+    /// A coordinator of no group yet: it coordinates the groups of each `__consumer_offsets` partition it is
+    /// given with [`GroupCoordinator::load_partition`].
+    pub fn start(context: CoordinatorContext) -> GroupCoordinator {
+        let CoordinatorContext { config, metadata } = context;
+        GroupCoordinator {
+            settings: GroupSettings::from_config(&config),
+            consumer_config: consumer_ops::consumer_config(&config),
             config,
             metadata,
-            offsets_partitions,
-        } = context;
-        if offsets_partitions.is_empty() {
-            return Err(TopicError::Storage(format!(
-                "{} has no partitions",
-                offsets_log::TOPIC
-            )));
+            log: OffsetsLog::default(),
+            groups: Mutex::new(Groups::default()),
         }
-        let settings = GroupSettings::from_config(&config);
-        let consumer_config = consumer_ops::consumer_config(&config);
-        let log = OffsetsLog::new(offsets_partitions);
+    }
+
+    /// Whether this node coordinates a group now (leads and has loaded its `__consumer_offsets` partition).
+    pub fn coordinates(&self, group_id: &str) -> bool {
+        self.log.partition_for(group_id).is_some()
+    }
+
+    /// The `__consumer_offsets` partition index of a group (`None` before the topic exists).
+    pub fn partition_index_for(&self, group_id: &str) -> Option<i32> {
+        self.log.index_for(group_id)
+    }
+
+    /// The partitions loaded here.
+    pub fn loaded_partitions(&self) -> Vec<i32> {
+        self.log.loaded_indexes()
+    }
+
+    /// Becomes the coordinator of partition `index` (of `count`): rebuilds its groups and committed offsets
+    /// from the partition, which this node now leads.
+    pub fn load_partition(
+        &self,
+        index: i32,
+        count: i32,
+        partition: Arc<Partition>,
+    ) -> Result<(), TopicError> {
         let started = std::time::Instant::now();
-        let mut groups = Groups::default();
         let mut replayed = Replayed::default();
         let mut malformed = 0u64;
-        let stats = log
-            .replay(|key, value| {
-                if let Err(e) = replay_record(&mut groups, &mut replayed, key, value) {
-                    malformed += 1;
-                    tracing::warn!(error = %e, "skipping malformed __consumer_offsets record");
-                }
-            })
-            .map_err(|e| TopicError::Storage(format!("replaying __consumer_offsets: {e}")))?;
-        let image = metadata.current();
+        let mut groups = self.lock();
+        if self.log.partition(index).is_some() {
+            return Ok(()); // Loaded by a concurrent call (start-up and the metadata applier both reconcile).
+        }
+        let stats = OffsetsLog::replay(&partition, |key, value| {
+            if let Err(e) = replay_record(&mut groups, &mut replayed, key, value) {
+                malformed += 1;
+                tracing::warn!(error = %e, "skipping malformed __consumer_offsets record");
+            }
+        })
+        .map_err(|e| TopicError::Storage(format!("replaying __consumer_offsets-{index}: {e}")))?;
+        let image = self.metadata.current();
+        let restored_consumer: Vec<String> = replayed.consumer.keys().cloned().collect();
         replayed.restore(
             &mut groups,
-            &settings,
-            &consumer_config,
+            &self.settings,
+            &self.consumer_config,
             &ImageTopics(&image),
         );
-        for (group_id, entry) in groups.consumer.iter_mut() {
-            let overrides = image.configs(&ConfigResource::Group(group_id.clone()));
-            let timings = group_timings(&config, overrides);
-            entry
-                .group
-                .set_timings(timings.session_timeout_ms, timings.heartbeat_interval_ms);
+        for group_id in &restored_consumer {
+            if let Some(entry) = groups.consumer.get_mut(group_id) {
+                let overrides = image.configs(&ConfigResource::Group(group_id.clone()));
+                let timings = group_timings(&self.config, overrides);
+                entry
+                    .group
+                    .set_timings(timings.session_timeout_ms, timings.heartbeat_interval_ms);
+            }
         }
+        self.log.insert(index, count, partition);
         tracing::info!(
-            groups = groups.classic.len(),
-            consumer_groups = groups.consumer.len(),
+            partition = index,
             records = stats.records,
             bytes = stats.bytes,
             malformed,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "group coordinator loaded __consumer_offsets"
+            "coordinating the groups of __consumer_offsets-{index}"
         );
-        let coordinator = GroupCoordinator {
-            settings,
-            consumer_config,
-            config,
-            metadata,
-            log,
-            groups: Mutex::new(groups),
+        drop(groups);
+        self.persist_restored_consumer_groups(&restored_consumer);
+        Ok(())
+    }
+
+    /// Stops coordinating partition `index` (its leadership moved): its groups and offsets are dropped here,
+    /// and requests waiting on them are answered NOT_COORDINATOR so their clients find the new coordinator.
+    pub fn unload_partition(&self, index: i32) {
+        if !self.log.remove(index) {
+            return;
+        }
+        let count = self.log.partition_count();
+        let ours = |group_id: &str| {
+            ferrite_coordinator::offsets::partition_for_group(group_id, count) == index
         };
-        coordinator.persist_restored_consumer_groups();
-        Ok(coordinator)
+        let mut groups = self.lock();
+        let classic: Vec<String> = groups.classic.keys().filter(|g| ours(g)).cloned().collect();
+        for group_id in &classic {
+            if let Some(entry) = groups.classic.remove(group_id) {
+                classic_ops::release_not_coordinator(entry);
+            }
+        }
+        groups.consumer.retain(|group_id, _| !ours(group_id));
+        groups.offsets.retain_groups(|group_id| !ours(group_id));
+        groups.pending_commits.retain(|group_id, _| !ours(group_id));
+        tracing::info!(
+            partition = index,
+            "no longer coordinating the groups of __consumer_offsets-{index}"
+        );
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Groups> {

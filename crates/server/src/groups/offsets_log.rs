@@ -1,5 +1,6 @@
-//! The `__consumer_offsets` topic as the coordinator's durable state: created on first start, replayed at
-//! start-up, appended to for every commit and group change.
+//! The `__consumer_offsets` topic as the coordinator's durable state: each partition is replayed when this
+//! node becomes its leader, appended to for every commit and group change while it leads, and dropped when
+//! it stops leading.
 //!
 //! It is an ordinary topic written through the partition log (so recovery, flush policy and fetch work as for
 //! any topic), with `cleanup.policy=compact` so time and size retention never delete commits. There is no log
@@ -12,7 +13,9 @@ use ferrite_log::batch::{self, BatchHeader};
 use ferrite_log::batch_builder::{encode_batch, RecordSpec};
 use ferrite_log::{AppendInfo, LogError};
 use ferrite_replication::ReplicaError;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, RwLock};
 
 pub const TOPIC: &str = "__consumer_offsets";
 /// Kafka's `offsets.topic.segment.bytes` default: smaller segments than user topics, so compaction (when it
@@ -24,10 +27,13 @@ const REPLAY_CHUNK_BYTES: u64 = 4 << 20;
 /// One record to append: a key and a value, or a tombstone (no value).
 pub type Record = (Vec<u8>, Option<Vec<u8>>);
 
-#[derive(Debug)]
+/// The partitions of `__consumer_offsets` this node leads and has loaded: it coordinates exactly the groups
+/// that hash to them.
+#[derive(Debug, Default)]
 pub struct OffsetsLog {
-    /// Every partition of the topic, in index order (this node leads them all).
-    partitions: Vec<Arc<Partition>>,
+    /// The topic's partition count (0 until the topic exists); groups hash over it.
+    partition_count: AtomicI32,
+    loaded: RwLock<BTreeMap<i32, Arc<Partition>>>,
 }
 
 /// What replay found, for the start-up log line.
@@ -47,70 +53,100 @@ pub fn offsets_topic_overrides() -> TopicOverrides {
 }
 
 impl OffsetsLog {
-    /// The topic's partitions, from the replica manager; there is at least one.
-    pub fn new(partitions: Vec<Arc<Partition>>) -> OffsetsLog {
-        debug_assert!(!partitions.is_empty());
-        OffsetsLog { partitions }
-    }
-
     pub fn partition_count(&self) -> i32 {
-        i32::try_from(self.partitions.len()).unwrap_or(i32::MAX)
+        self.partition_count.load(Ordering::Acquire)
     }
 
-    /// The partition holding a group's records, by Kafka's hash of the group id.
-    pub fn partition_for(&self, group_id: &str) -> &Arc<Partition> {
-        let index =
-            ferrite_coordinator::offsets::partition_for_group(group_id, self.partition_count());
-        // partition_for_group returns 0..count, and the topic has at least one partition.
-        &self.partitions[usize::try_from(index).unwrap_or(0)]
+    fn loaded(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<i32, Arc<Partition>>> {
+        self.loaded.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Calls `visit(key, value)` for every record of every partition, in log order within each partition.
+    /// The partition index of a group, by Kafka's hash of the group id (`None` before the topic exists).
+    pub fn index_for(&self, group_id: &str) -> Option<i32> {
+        let count = self.partition_count();
+        (count > 0).then(|| ferrite_coordinator::offsets::partition_for_group(group_id, count))
+    }
+
+    /// The partition holding a group's records, if this node has it loaded (coordinates the group).
+    pub fn partition_for(&self, group_id: &str) -> Option<Arc<Partition>> {
+        self.partition(self.index_for(group_id)?)
+    }
+
+    /// Partition `index`, if it is loaded here.
+    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        self.loaded().get(&index).cloned()
+    }
+
+    /// The loaded partitions' indexes.
+    pub fn loaded_indexes(&self) -> Vec<i32> {
+        self.loaded().keys().copied().collect()
+    }
+
+    /// Partition `index` of a topic of `count` partitions is now loaded here.
+    pub fn insert(&self, index: i32, count: i32, partition: Arc<Partition>) {
+        self.partition_count.store(count, Ordering::Release);
+        self.loaded
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(index, partition);
+    }
+
+    /// Partition `index` is no longer coordinated here; returns whether it was.
+    pub fn remove(&self, index: i32) -> bool {
+        self.loaded
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&index)
+            .is_some()
+    }
+
+    /// Calls `visit(key, value)` for every record of one partition, in log order.
     pub fn replay(
-        &self,
+        partition: &Partition,
         mut visit: impl FnMut(&[u8], Option<&[u8]>),
     ) -> Result<ReplayStats, LogError> {
         let mut stats = ReplayStats::default();
-        for partition in &self.partitions {
-            let log = partition.log();
-            let end = log.log_end_offset();
-            let mut offset = log.log_start_offset();
-            while offset < end {
-                let read = log.read(offset, REPLAY_CHUNK_BYTES, end, true)?;
-                if read.slices.is_empty() || read.next_offset <= offset {
-                    break;
-                }
-                for slice in &read.slices {
-                    let bytes = slice.read_to_vec().map_err(|e| LogError::Io {
-                        path: log.dir().to_path_buf(),
-                        source: e,
-                    })?;
-                    stats.bytes += bytes.len() as u64;
-                    for (position, header) in batch::batches(&bytes) {
-                        let end = (position + header.total_size()).min(bytes.len());
-                        stats.records += replay_batch(&header, &bytes[position..end], &mut visit);
-                    }
-                }
-                offset = read.next_offset;
+        let log = partition.log();
+        let end = log.log_end_offset();
+        let mut offset = log.log_start_offset();
+        while offset < end {
+            let read = log.read(offset, REPLAY_CHUNK_BYTES, end, true)?;
+            if read.slices.is_empty() || read.next_offset <= offset {
+                break;
             }
+            for slice in &read.slices {
+                let bytes = slice.read_to_vec().map_err(|e| LogError::Io {
+                    path: log.dir().to_path_buf(),
+                    source: e,
+                })?;
+                stats.bytes += bytes.len() as u64;
+                for (position, header) in batch::batches(&bytes) {
+                    let end = (position + header.total_size()).min(bytes.len());
+                    stats.records += replay_batch(&header, &bytes[position..end], &mut visit);
+                }
+            }
+            offset = read.next_offset;
         }
         Ok(stats)
     }
 
-    /// Partition `index`, if the topic has it.
-    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        self.partitions.get(usize::try_from(index).ok()?)
-    }
-
     /// Appends records for one group as one batch, without waiting for durability; returns the partition (to
-    /// wait on with [`wait_durable`]) and where the batch landed.
+    /// wait on with [`wait_durable`]) and where the batch landed. A group this node does not coordinate (its
+    /// partition moved away) is NOT_LEADER, which callers answer as NOT_COORDINATOR.
     pub fn append(
         &self,
         group_id: &str,
         records: &[Record],
         now_ms: i64,
     ) -> Result<(Arc<Partition>, AppendInfo), ReplicaError> {
-        let partition = Arc::clone(self.partition_for(group_id));
+        let partition = self
+            .partition_for(group_id)
+            .ok_or_else(|| ReplicaError::NotLeader {
+                topic: TOPIC.to_string(),
+                partition: self.index_for(group_id).unwrap_or(-1),
+                role: "not loaded",
+                leader: None,
+            })?;
         let info = append_to(&partition, records, now_ms)?;
         Ok((partition, info))
     }

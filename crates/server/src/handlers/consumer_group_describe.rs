@@ -23,9 +23,14 @@ pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
                 let mut g = DescribedGroup::default();
                 g.authorized_operations =
                     authz::if_requested(with_operations, ResourceKind::Group, &group_id.0);
-                let description = broker
-                    .groups()
-                    .and_then(|groups| groups.describe_consumer(&group_id.0));
+                let description = match broker.group_coordinator(&group_id.0) {
+                    Ok(groups) => groups.describe_consumer(&group_id.0),
+                    Err(code) => {
+                        g.group_id = group_id;
+                        g.error_code = code;
+                        return g;
+                    }
+                };
                 g.group_id = group_id;
                 let Some(d) = description else {
                     g.error_code = error_code::GROUP_ID_NOT_FOUND;

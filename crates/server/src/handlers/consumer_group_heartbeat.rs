@@ -27,15 +27,13 @@ pub fn handle(broker: &Arc<Node>, frame: RequestFrame, client_host: String) -> D
         };
         Dispatched::Ready(answer_with(&frame, &r, answer))
     };
-    let Some(groups) = broker.groups() else {
-        return refuse(
-            error_code::COORDINATOR_NOT_AVAILABLE,
-            "the group coordinator is not loaded",
-        );
-    };
     if r.group_id.0.is_empty() {
         return refuse(error_code::INVALID_REQUEST, "the group id is empty");
     }
+    let groups = match broker.group_coordinator(&r.group_id.0) {
+        Ok(groups) => groups,
+        Err(code) => return refuse(code, "this broker is not the group's coordinator"),
+    };
     if frame.version() >= 1 && r.member_id.is_empty() {
         return refuse(
             error_code::INVALID_REQUEST,

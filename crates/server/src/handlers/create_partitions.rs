@@ -4,6 +4,7 @@ use super::create_topics::topic_error_code;
 use super::util::{handle_with, str_bytes};
 use super::Response;
 use crate::node::Node;
+use ferrite_replication::NodeId;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -18,24 +19,20 @@ pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
             .map(|t| {
                 let mut r = CreatePartitionsTopicResult::default();
                 r.name = t.name.clone();
-                let node = broker.node_id();
-                let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
-                    a.iter()
-                        .any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != node)
-                });
+                let assignments: Vec<Vec<NodeId>> = t
+                    .assignments
+                    .iter()
+                    .flatten()
+                    .map(|a| a.broker_ids.iter().map(|b| NodeId(b.0)).collect())
+                    .collect();
                 if t.name.0.as_str() == crate::groups::offsets_log::TOPIC {
                     // More partitions would move groups to other partitions and lose their state.
                     r.error_code = error_code::INVALID_REQUEST;
                     r.error_message = Some(str_bytes(
                         "the partition count of __consumer_offsets cannot change",
                     ));
-                } else if bad_assignment {
-                    r.error_code = error_code::INVALID_REPLICA_ASSIGNMENT;
-                    r.error_message = Some(str_bytes(format!(
-                        "replicas must be [{node}], the only broker"
-                    )));
                 } else if let Err(e) =
-                    broker.create_partitions(&t.name.0, t.count, request.validate_only)
+                    broker.create_partitions(&t.name.0, t.count, assignments, request.validate_only)
                 {
                     r.error_code = topic_error_code(&e);
                     r.error_message = Some(str_bytes(e.to_string()));

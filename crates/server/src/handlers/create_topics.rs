@@ -5,6 +5,7 @@ use super::util::{handle_versioned, str_bytes};
 use super::Response;
 use crate::config::topic::{describe_topic, TopicOverrides};
 use crate::node::{Node, TopicError};
+use ferrite_replication::NodeId;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -33,6 +34,7 @@ pub fn topic_error_code(e: &TopicError) -> i16 {
         TopicError::InvalidName(_) => error_code::INVALID_TOPIC_EXCEPTION,
         TopicError::InvalidPartitions(_) => error_code::INVALID_PARTITIONS,
         TopicError::InvalidReplicationFactor(_) => error_code::INVALID_REPLICATION_FACTOR,
+        TopicError::InvalidReplicaAssignment(_) => error_code::INVALID_REPLICA_ASSIGNMENT,
         TopicError::InvalidConfig(_) => error_code::INVALID_CONFIG,
         TopicError::InvalidRequest(_) => error_code::INVALID_REQUEST,
         TopicError::NotController(_) => error_code::NOT_CONTROLLER,
@@ -57,42 +59,45 @@ fn create(
         .iter()
         .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
         .collect();
-    let (mut partitions, mut replication) = (t.num_partitions, t.replication_factor);
-    if !t.assignments.is_empty() {
-        // Manual assignment: every replica list must be exactly this broker.
-        let node = broker.node_id();
-        if t.assignments
-            .iter()
-            .any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node)
-        {
-            result.error_code = error_code::INVALID_REPLICA_ASSIGNMENT;
-            result.error_message = Some(str_bytes(format!(
-                "replicas must be [{node}], the only broker"
-            )));
+    let assignments: Vec<Vec<NodeId>> = t
+        .assignments
+        .iter()
+        .map(|a| a.broker_ids.iter().map(|b| NodeId(b.0)).collect())
+        .collect();
+    let (partitions, replication) = match assignments.first() {
+        // With assignments the request must leave both at -1 (Kafka's rule).
+        Some(_) if t.num_partitions != -1 || t.replication_factor != -1 => {
+            result.error_code = error_code::INVALID_REQUEST;
+            result.error_message = Some(str_bytes(
+                "numPartitions and replicationFactor must be -1 when assignments are given",
+            ));
             return result;
         }
-        partitions = t.assignments.len() as i32;
-        replication = 1;
-    }
-    let partitions = if partitions == -1 {
-        broker.config.num_partitions
-    } else {
-        partitions
+        Some(first) => (
+            i32::try_from(assignments.len()).unwrap_or(i32::MAX),
+            i16::try_from(first.len()).unwrap_or(i16::MAX),
+        ),
+        None => (
+            if t.num_partitions == -1 {
+                broker.config.num_partitions
+            } else {
+                t.num_partitions
+            },
+            if t.replication_factor == -1 {
+                broker.config.default_replication_factor
+            } else {
+                t.replication_factor
+            },
+        ),
     };
-    let replication = if replication == -1 {
-        broker.config.default_replication_factor
-    } else {
-        replication
-    };
-    let outcome = if validate_only {
-        broker
-            .validate_new_topic(&name, partitions, replication, &overrides)
-            .map(|()| None)
-    } else {
-        broker
-            .create_topic(&name, partitions, replication, overrides.clone())
-            .map(Some)
-    };
+    let outcome = broker.create_topic_as_requested(
+        &name,
+        partitions,
+        replication,
+        overrides.clone(),
+        assignments,
+        validate_only,
+    );
     match outcome {
         Ok(created) => {
             result.num_partitions = partitions;

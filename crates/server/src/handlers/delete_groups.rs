@@ -4,7 +4,6 @@
 use super::util::handle_with;
 use super::Response;
 use crate::node::Node;
-use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
@@ -17,9 +16,9 @@ pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
             .into_iter()
             .map(|group_id| {
                 let mut result = DeletableGroupResult::default();
-                result.error_code = match broker.groups() {
-                    Some(groups) => groups.delete_group(&group_id.0),
-                    None => error_code::COORDINATOR_NOT_AVAILABLE,
+                result.error_code = match broker.group_coordinator(&group_id.0) {
+                    Ok(groups) => groups.delete_group(&group_id.0),
+                    Err(code) => code,
                 };
                 result.group_id = group_id;
                 result

@@ -22,12 +22,16 @@ pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
                 let mut g = DescribedGroup::default();
                 g.authorized_operations =
                     authz::if_requested(with_operations, ResourceKind::Group, &group_id.0);
-                let is_consumer = broker
-                    .groups()
-                    .is_some_and(|groups| groups.is_consumer_group(&group_id.0));
-                let description = broker
-                    .groups()
-                    .and_then(|groups| groups.describe_classic(&group_id.0));
+                let groups = match broker.group_coordinator(&group_id.0) {
+                    Ok(groups) => groups,
+                    Err(code) => {
+                        g.group_id = group_id;
+                        g.error_code = code;
+                        return g;
+                    }
+                };
+                let is_consumer = groups.is_consumer_group(&group_id.0);
+                let description = groups.describe_classic(&group_id.0);
                 g.group_id = group_id;
                 if is_consumer {
                     // Kafka answers a KIP-848 group here as not found (it is described by ConsumerGroupDescribe).

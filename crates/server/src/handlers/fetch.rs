@@ -232,7 +232,12 @@ fn read_partition(
         return out;
     };
     let Some(partition) = replicas.partition(&topic.name, wanted.partition) else {
-        out.error_code = error_code::UNKNOWN_TOPIC_OR_PARTITION;
+        // Another broker's partition: the client refreshes its metadata and goes there.
+        out.error_code = if (0..topic.partition_count).contains(&wanted.partition) {
+            error_code::NOT_LEADER_OR_FOLLOWER
+        } else {
+            error_code::UNKNOWN_TOPIC_OR_PARTITION
+        };
         return out;
     };
     out.high_watermark = partition.high_watermark().0;

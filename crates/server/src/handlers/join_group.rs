@@ -24,12 +24,13 @@ pub fn handle(broker: &Node, frame: RequestFrame, client_host: String) -> Dispat
     };
     let version = frame.version();
     let group_id = request.group_id.0.to_string();
-    let Some(groups) = broker.groups() else {
-        return answer(&frame, join_error(error_code::COORDINATOR_NOT_AVAILABLE));
-    };
     if group_id.is_empty() {
         return answer(&frame, join_error(error_code::INVALID_GROUP_ID));
     }
+    let groups = match broker.group_coordinator(&group_id) {
+        Ok(groups) => groups,
+        Err(code) => return answer(&frame, join_error(code)),
+    };
     let rebalance_timeout_ms = if version == 0 {
         request.session_timeout_ms
     } else {

@@ -26,12 +26,12 @@ pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
             vec![(request.member_id.to_string(), None)]
         };
         let mut response = LeaveGroupResponse::default();
-        let results = match broker.groups() {
-            None => {
-                response.error_code = error_code::COORDINATOR_NOT_AVAILABLE;
+        let results = match broker.group_coordinator(&request.group_id.0) {
+            Err(code) => {
+                response.error_code = code;
                 return response;
             }
-            Some(groups) => groups
+            Ok(groups) => groups
                 .leave(&request.group_id.0, &leaving)
                 .unwrap_or_else(|| vec![error_code::UNKNOWN_MEMBER_ID; leaving.len()]),
         };

@@ -4,6 +4,7 @@ use super::util::{decode, respond, str_bytes, topic_name};
 use super::Response;
 use crate::authz::{self, ResourceKind};
 use crate::node::{topic_name::validate_topic_name, Node, Topic};
+use ferrite_metadata::BrokerRegistration;
 use ferrite_replication::NodeId;
 use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
@@ -38,12 +39,21 @@ pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
             .collect(),
     };
     let mut response = MetadataResponse::default();
-    response.brokers = vec![broker_entry(broker)];
+    let image = broker.image();
+    response.brokers = image.live_brokers().map(broker_entry).collect();
     if version >= 2 {
         response.cluster_id = Some(str_bytes(broker.cluster_id()));
     }
     if version >= 1 {
-        response.controller_id = BrokerId(broker.node_id());
+        // As KRaft-mode Kafka: clients cannot reach the controllers, so the "controller" named is a live
+        // broker (this one when it is a broker), which forwards what a client sends it.
+        let here = NodeId(broker.node_id());
+        let controller = if image.broker(here).is_some() && !image.is_fenced(here) {
+            here.0
+        } else {
+            image.live_brokers().next().map_or(-1, |b| b.node_id.0)
+        };
+        response.controller_id = BrokerId(controller);
     }
     if (8..=10).contains(&version) {
         response.cluster_authorized_operations = authz::if_requested(
@@ -66,11 +76,12 @@ pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
     respond(frame, &response)
 }
 
-fn broker_entry(broker: &Node) -> MetadataResponseBroker {
+fn broker_entry(registration: &BrokerRegistration) -> MetadataResponseBroker {
     let mut b = MetadataResponseBroker::default();
-    b.node_id = BrokerId(broker.node_id());
-    b.host = str_bytes(broker.config.advertised_host.clone());
-    b.port = i32::from(broker.config.advertised_port);
+    b.node_id = BrokerId(registration.node_id.0);
+    b.host = str_bytes(registration.host.clone());
+    b.port = i32::from(registration.port);
+    b.rack = registration.rack.clone().map(str_bytes);
     b
 }
 
@@ -147,6 +158,15 @@ fn topic_entry(broker: &Node, topic: &Arc<Topic>, version: i16) -> MetadataRespo
             }
             mp.replica_nodes = ids(&p.replicas);
             mp.isr_nodes = ids(&p.isr);
+            if version >= 5 {
+                let offline: Vec<NodeId> = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|n| image.broker(*n).is_none() || image.is_fenced(*n))
+                    .collect();
+                mp.offline_replicas = ids(&offline);
+            }
             mp
         })
         .collect();

@@ -19,6 +19,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+mod describe_quorum;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -85,6 +86,7 @@ fn blocking_handler(key: ApiKey) -> Option<BlockingHandler> {
         ApiKey::IncrementalAlterConfigs => alter_configs::handle_incremental,
         ApiKey::DeleteRecords => delete_records::handle,
         ApiKey::DescribeCluster => describe_cluster::handle,
+        ApiKey::DescribeQuorum => describe_quorum::handle,
         ApiKey::DescribeLogDirs => describe_log_dirs::handle,
         ApiKey::InitProducerId => init_producer_id::handle,
         ApiKey::FindCoordinator => find_coordinator::handle,

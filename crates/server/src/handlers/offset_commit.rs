@@ -51,9 +51,12 @@ pub fn handle(broker: &Arc<Node>, frame: RequestFrame) -> Dispatched {
             });
         }
     }
-    let Some(groups) = broker.groups() else {
-        let errors = vec![error_code::COORDINATOR_NOT_AVAILABLE; offsets.len()];
-        return Dispatched::Ready(encode(&frame, &offsets, &errors));
+    let groups = match broker.group_coordinator(&request.group_id.0) {
+        Ok(groups) => groups,
+        Err(code) => {
+            let errors = vec![code; offsets.len()];
+            return Dispatched::Ready(encode(&frame, &offsets, &errors));
+        }
     };
     let committer = Committer {
         member_id: &request.member_id,

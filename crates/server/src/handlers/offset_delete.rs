@@ -4,7 +4,6 @@
 use super::util::{handle_with, topic_name};
 use super::Response;
 use crate::node::Node;
-use ferrite_wire::error_code;
 use ferrite_wire::request::RequestFrame;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
@@ -23,10 +22,9 @@ pub fn handle(broker: &Node, frame: &RequestFrame) -> Response {
                     .map(|p| (t.name.0.to_string(), p.partition_index))
             })
             .collect();
-        let result = match broker.groups() {
-            Some(groups) => groups.delete_offsets(&request.group_id.0, &partitions),
-            None => Err(error_code::COORDINATOR_NOT_AVAILABLE),
-        };
+        let result = broker
+            .group_coordinator(&request.group_id.0)
+            .and_then(|groups| groups.delete_offsets(&request.group_id.0, &partitions));
         let errors = match result {
             Ok(errors) => errors,
             Err(group_error) => {

@@ -94,9 +94,12 @@ fn fetch_group(
 ) -> OffsetFetchResponseGroup {
     let mut group = OffsetFetchResponseGroup::default();
     group.group_id = group_id.clone();
-    let Some(groups) = broker.groups() else {
-        group.error_code = error_code::COORDINATOR_NOT_AVAILABLE;
-        return group;
+    let groups = match broker.group_coordinator(&group_id.0) {
+        Ok(groups) => groups,
+        Err(code) => {
+            group.error_code = code;
+            return group;
+        }
     };
     // v9: a KIP-848 member fetching for its own group must hold the current member epoch.
     if let Some((member_id, member_epoch)) = member {

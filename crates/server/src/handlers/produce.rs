@@ -13,7 +13,8 @@
 //! `compression.type` is not `producer`): that is CPU work of milliseconds per large batch.
 
 use super::util::{
-    decode, replica_error_code, respond_versioned, topic_name, validation_error_code,
+    decode, partition_error_code, replica_error_code, respond_versioned, topic_name,
+    validation_error_code,
 };
 use super::{Dispatched, Response};
 use crate::config::topic::CompressionType;
@@ -148,7 +149,7 @@ fn append_all(broker: &Node, request: ProduceRequest) -> (Vec<String>, Vec<Parti
             let leader = broker
                 .replicas
                 .leader_partition(&name, data.index, None)
-                .map_err(|e| replica_error_code(&e));
+                .map_err(|e| partition_error_code(broker, &name, data.index, &e));
             let result = if invalid_acks {
                 Err(error_code::INVALID_REQUIRED_ACKS)
             } else if too_few_replicas && leader.is_ok() {

@@ -19,13 +19,9 @@ pub fn handle(broker: &Node, frame: RequestFrame) -> Dispatched {
         Ok(r) => r,
         Err(close) => return Dispatched::Ready(close),
     };
-    let Some(groups) = broker.groups() else {
-        return Dispatched::Ready(encode(
-            &frame,
-            error_code::COORDINATOR_NOT_AVAILABLE,
-            vec![],
-            &request,
-        ));
+    let groups = match broker.group_coordinator(&request.group_id.0) {
+        Ok(groups) => groups,
+        Err(code) => return Dispatched::Ready(encode(&frame, code, vec![], &request)),
     };
     let assignments = request
         .assignments

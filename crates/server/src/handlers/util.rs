@@ -149,7 +149,18 @@ pub fn leader_partition(
     broker
         .replicas
         .leader_partition(topic, index, requested_epoch(current_leader_epoch))
-        .map_err(|e| replica_error_code(&e))
+        .map_err(|e| partition_error_code(broker, topic, index, &e))
+}
+
+/// [`replica_error_code`] for a partition asked of this node: one the cluster has on another broker is
+/// NOT_LEADER_OR_FOLLOWER (the client refreshes its metadata and goes there), not UNKNOWN_TOPIC_OR_PARTITION.
+pub fn partition_error_code(broker: &Node, topic: &str, index: i32, e: &ReplicaError) -> i16 {
+    match e {
+        ReplicaError::UnknownTopicOrPartition { .. } if broker.cluster_has(topic, index) => {
+            error_code::NOT_LEADER_OR_FOLLOWER
+        }
+        other => replica_error_code(other),
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,9 @@ pub enum ControllerOp {
         /// -1: `default.replication.factor`.
         replication: i16,
         overrides: TopicOverrides,
+        /// Replicas per partition as the request gives them (empty: placed by the controller).
+        #[serde(default)]
+        assignments: Vec<Vec<NodeId>>,
         validate_only: bool,
     },
     DeleteTopic {
@@ -46,6 +49,9 @@ pub enum ControllerOp {
     CreatePartitions {
         name: String,
         total: i32,
+        /// Replicas of each new partition (empty: placed by the controller).
+        #[serde(default)]
+        assignments: Vec<Vec<NodeId>>,
         validate_only: bool,
     },
     AlterTopicConfigs {
@@ -102,6 +108,7 @@ pub enum ControllerFailure {
     InvalidName(String),
     InvalidPartitions(String),
     InvalidReplicationFactor(String),
+    InvalidReplicaAssignment(String),
     InvalidConfig(String),
     InvalidRequest(String),
     Storage(String),
@@ -122,6 +129,9 @@ impl From<&TopicError> for ControllerFailure {
             TopicError::InvalidPartitions(m) => ControllerFailure::InvalidPartitions(m.clone()),
             TopicError::InvalidReplicationFactor(m) => {
                 ControllerFailure::InvalidReplicationFactor(m.clone())
+            }
+            TopicError::InvalidReplicaAssignment(m) => {
+                ControllerFailure::InvalidReplicaAssignment(m.clone())
             }
             TopicError::InvalidConfig(m) => ControllerFailure::InvalidConfig(m.clone()),
             TopicError::InvalidRequest(m) => ControllerFailure::InvalidRequest(m.clone()),
@@ -147,6 +157,9 @@ impl From<ControllerFailure> for TopicError {
             ControllerFailure::InvalidReplicationFactor(m) => {
                 TopicError::InvalidReplicationFactor(m)
             }
+            ControllerFailure::InvalidReplicaAssignment(m) => {
+                TopicError::InvalidReplicaAssignment(m)
+            }
             ControllerFailure::InvalidConfig(m) => TopicError::InvalidConfig(m),
             ControllerFailure::InvalidRequest(m) => TopicError::InvalidRequest(m),
             ControllerFailure::Storage(m) => TopicError::Storage(m),
@@ -167,22 +180,31 @@ impl From<ChangeError> for TopicError {
 
 /// The public face of the operations, for handlers.
 impl Node {
-    /// Checks a CreateTopics request without creating anything.
-    pub fn validate_new_topic(
+    /// Creates a topic as a CreateTopics request asks (`assignments` empty: the controller places the
+    /// replicas); returns it once this node's metadata has it, or `None` for `validate_only`. Blocking.
+    pub fn create_topic_as_requested(
         &self,
         name: &str,
         partitions: i32,
         replication: i16,
-        overrides: &TopicOverrides,
-    ) -> Result<(), TopicError> {
+        overrides: TopicOverrides,
+        assignments: Vec<Vec<NodeId>>,
+        validate_only: bool,
+    ) -> Result<Option<Arc<Topic>>, TopicError> {
         self.execute(ControllerOp::CreateTopic {
             name: name.to_string(),
             partitions,
             replication,
-            overrides: overrides.clone(),
-            validate_only: true,
-        })
-        .map(|_| ())
+            overrides,
+            assignments,
+            validate_only,
+        })?;
+        if validate_only {
+            return Ok(None);
+        }
+        self.topic(name)
+            .map(Some)
+            .ok_or_else(|| TopicError::UnknownTopic(name.to_string()))
     }
 
     /// Creates a topic; returns it once this node's metadata has it. `partitions`/`replication` of -1 mean the
@@ -194,14 +216,7 @@ impl Node {
         replication: i16,
         overrides: TopicOverrides,
     ) -> Result<Arc<Topic>, TopicError> {
-        self.execute(ControllerOp::CreateTopic {
-            name: name.to_string(),
-            partitions,
-            replication,
-            overrides,
-            validate_only: false,
-        })?;
-        self.topic(name)
+        self.create_topic_as_requested(name, partitions, replication, overrides, vec![], false)?
             .ok_or_else(|| TopicError::UnknownTopic(name.to_string()))
     }
 
@@ -228,16 +243,18 @@ impl Node {
         .map(|_| ())
     }
 
-    /// Grows a topic to `total` partitions.
+    /// Grows a topic to `total` partitions (`assignments`: the new partitions' replicas, or empty).
     pub fn create_partitions(
         &self,
         name: &str,
         total: i32,
+        assignments: Vec<Vec<NodeId>>,
         validate_only: bool,
     ) -> Result<(), TopicError> {
         self.execute(ControllerOp::CreatePartitions {
             name: name.to_string(),
             total,
+            assignments,
             validate_only,
         })
         .map(|_| ())
@@ -358,10 +375,17 @@ impl Node {
                 partitions,
                 replication,
                 overrides,
+                assignments,
                 validate_only,
             } => {
-                let records =
-                    self.create_topic_records(image, &name, partitions, replication, &overrides)?;
+                let records = self.create_topic_records(
+                    image,
+                    &name,
+                    partitions,
+                    replication,
+                    &overrides,
+                    assignments,
+                )?;
                 tracing::info!(topic = %name, validate_only, "creating topic");
                 (!validate_only).then_some(records)
             }
@@ -375,9 +399,10 @@ impl Node {
             ControllerOp::CreatePartitions {
                 name,
                 total,
+                assignments,
                 validate_only,
             } => {
-                let records = self.new_partition_records(image, &name, total)?;
+                let records = self.new_partition_records(image, &name, total, assignments)?;
                 (!validate_only).then_some(records)
             }
             ControllerOp::AlterTopicConfigs {
@@ -430,7 +455,15 @@ impl Node {
         partitions: i32,
         replication: i16,
         overrides: &TopicOverrides,
+        assignments: Vec<Vec<NodeId>>,
     ) -> Result<Vec<MetadataRecord>, TopicError> {
+        let (partitions, replication) = match assignments.first() {
+            Some(first) => (
+                i32::try_from(assignments.len()).unwrap_or(i32::MAX),
+                i16::try_from(first.len()).unwrap_or(i16::MAX),
+            ),
+            None => (partitions, replication),
+        };
         let partitions = if partitions == -1 {
             self.config.num_partitions
         } else {
@@ -454,8 +487,13 @@ impl Node {
         }
         effective_config(&self.live_config().effective.topic_defaults, overrides)
             .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
-        let assignments = place_replicas(image, 0, partitions, replication, random_seed())
-            .map_err(TopicError::InvalidReplicationFactor)?;
+        let assignments = if assignments.is_empty() {
+            place_replicas(image, 0, partitions, replication, random_seed())
+                .map_err(TopicError::InvalidReplicationFactor)?
+        } else {
+            check_assignments(image, &assignments)?;
+            assignments
+        };
         let topic_id = uuid::Uuid::new_v4();
         let mut records = vec![MetadataRecord::Topic {
             name: name.to_string(),
@@ -480,6 +518,7 @@ impl Node {
         image: &MetadataImage,
         name: &str,
         total: i32,
+        assignments: Vec<Vec<NodeId>>,
     ) -> Result<Vec<MetadataRecord>, TopicError> {
         let topic = image
             .topic(name)
@@ -495,14 +534,28 @@ impl Node {
             .values()
             .next()
             .map_or(1, |p| i16::try_from(p.replicas.len()).unwrap_or(1));
-        let assignments = place_replicas(
-            image,
-            existing,
-            total - existing,
-            replication,
-            random_seed(),
-        )
-        .map_err(TopicError::InvalidReplicationFactor)?;
+        let assignments = if assignments.is_empty() {
+            place_replicas(
+                image,
+                existing,
+                total - existing,
+                replication,
+                random_seed(),
+            )
+            .map_err(TopicError::InvalidReplicationFactor)?
+        } else {
+            if i64::try_from(assignments.len()).unwrap_or(i64::MAX)
+                != i64::from(total) - i64::from(existing)
+            {
+                return Err(TopicError::InvalidReplicaAssignment(format!(
+                    "{} assignments for {} new partitions",
+                    assignments.len(),
+                    total - existing
+                )));
+            }
+            check_assignments(image, &assignments)?;
+            assignments
+        };
         Ok(assignments
             .into_iter()
             .enumerate()
@@ -554,6 +607,45 @@ impl Node {
         tracing::info!(?entity, settings = ?canonical, "altering dynamic broker configs");
         Ok(config_changes(resource, current, &canonical))
     }
+}
+
+/// A request's own replica assignments: every partition with the same number of distinct, registered and
+/// unfenced brokers. Until replication exists (the next issue) each partition has one replica.
+fn check_assignments(image: &MetadataImage, assignments: &[Vec<NodeId>]) -> Result<(), TopicError> {
+    let invalid = |m: String| Err(TopicError::InvalidReplicaAssignment(m));
+    let Some(first) = assignments.first() else {
+        return invalid("no partitions assigned".into());
+    };
+    for (p, replicas) in assignments.iter().enumerate() {
+        if replicas.is_empty() || replicas.len() != first.len() {
+            return invalid(format!(
+                "partition {p} has {} replicas; every partition needs the same number, at least one",
+                replicas.len()
+            ));
+        }
+        let mut seen = replicas.clone();
+        seen.sort();
+        seen.dedup();
+        if seen.len() != replicas.len() {
+            return invalid(format!("partition {p} names a broker twice"));
+        }
+        if let Some(missing) = replicas
+            .iter()
+            .find(|id| image.broker(**id).is_none() || image.is_fenced(**id))
+        {
+            return invalid(format!(
+                "broker {} of partition {p} is not a live broker of the cluster",
+                missing.0
+            ));
+        }
+    }
+    if first.len() > 1 {
+        return Err(TopicError::InvalidReplicationFactor(format!(
+            "replication factor {}: replication between brokers is not implemented yet; use 1",
+            first.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Where the striped placement starts, so leaders of successive topics do not all begin on one broker.

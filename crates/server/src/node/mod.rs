@@ -33,7 +33,7 @@ pub mod topic_name;
 
 use crate::config::broker::BrokerConfig;
 use crate::config::dynamic::LiveConfig;
-use crate::groups::GroupCoordinator;
+use crate::groups::{CoordinatorContext, GroupCoordinator};
 use ferrite_metadata::{MetadataImage, SharedImage};
 use ferrite_replication::{NodeId, ReplicaManager};
 pub use forward::{QuorumDescription, ReplicaProgress};
@@ -59,6 +59,8 @@ pub enum TopicError {
     InvalidPartitions(String),
     #[error("{0}")]
     InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
     #[error("{0}")]
     InvalidConfig(String),
     /// A request that makes no sense whatever the state (an unknown config operation, a bad resource name).
@@ -136,8 +138,11 @@ pub struct Node {
     writer: Mutex<()>,
     /// Topic views by name, rebuilt from the image (and the live config) whenever either changes.
     topics: RwLock<HashMap<String, Arc<Topic>>>,
-    /// Set once at the end of [`Node::open`], after `__consumer_offsets` is open.
+    /// The group coordinator, on a node with the broker role.
     groups: OnceLock<GroupCoordinator>,
+    /// Set once the start has caught up with the metadata log: the coordinator loads its partitions only from
+    /// then on, so groups are restored against the current topics, not a half-replayed image.
+    caught_up: std::sync::atomic::AtomicBool,
     /// Held while the node runs, so no second broker opens the same log directories.
     _log_dir_locks: LogDirLocks,
 }
@@ -187,21 +192,50 @@ impl Node {
             writer: Mutex::new(()),
             topics: RwLock::new(HashMap::new()),
             groups: OnceLock::new(),
+            caught_up: std::sync::atomic::AtomicBool::new(false),
             _log_dir_locks: locks,
         });
+        if node.config.quorum.broker {
+            let context = CoordinatorContext {
+                config: node.config.clone(),
+                metadata: Arc::clone(&node.metadata),
+            };
+            // Before the quorum starts: applying the metadata hands it the partitions it coordinates.
+            let _ = node.groups.set(GroupCoordinator::start(context));
+        }
         let (applied, _) = watch::channel(0);
         let runtime = quorum::start(&node, applied)?;
         let _ = node.quorum.set(runtime);
         node.bootstrap()?;
+        if node.config.quorum.is_single_node() {
+            node.ensure_offsets_topic()?;
+        }
         node.check_replicas_open()?;
-        let coordinator = GroupCoordinator::start(node.group_context()?)?;
-        let _ = node.groups.set(coordinator);
+        node.caught_up
+            .store(true, std::sync::atomic::Ordering::Release);
+        node.reconcile_group_coordinator(&node.image());
         Ok(node)
     }
 
-    /// The group coordinator (every group maps to a partition this single node leads).
+    /// The group coordinator (on a node with the broker role); it coordinates the groups of the
+    /// `__consumer_offsets` partitions this node leads.
     pub fn groups(&self) -> Option<&GroupCoordinator> {
         self.groups.get()
+    }
+
+    /// The coordinator of a group, if this node is it; else the error a client acts on: NOT_COORDINATOR
+    /// (look it up again), or COORDINATOR_NOT_AVAILABLE (none yet).
+    pub fn group_coordinator(&self, group_id: &str) -> Result<&GroupCoordinator, i16> {
+        let groups = self
+            .groups()
+            .ok_or(ferrite_wire::error_code::COORDINATOR_NOT_AVAILABLE)?;
+        if groups.coordinates(group_id) {
+            Ok(groups)
+        } else if groups.partition_index_for(group_id).is_none() {
+            Err(ferrite_wire::error_code::COORDINATOR_NOT_AVAILABLE)
+        } else {
+            Err(ferrite_wire::error_code::NOT_COORDINATOR)
+        }
     }
 
     pub fn cluster_id(&self) -> String {
@@ -254,6 +288,35 @@ impl Node {
             .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
+    }
+
+    /// The active controller as this node knows it.
+    pub fn active_controller(&self) -> Option<i32> {
+        self.quorum().ok().and_then(|q| q.leader())
+    }
+
+    /// The controllers: (node id, host, port) of each voter's controller listener; a single node names itself
+    /// at its client listener.
+    pub fn controller_endpoints(&self) -> Vec<(i32, String, u16)> {
+        let voters = &self.config.quorum.voters;
+        if voters.is_empty() {
+            return vec![(
+                self.node_id(),
+                self.config.advertised_host.clone(),
+                self.config.advertised_port,
+            )];
+        }
+        voters
+            .iter()
+            .map(|v| (v.id, v.host.clone(), v.port))
+            .collect()
+    }
+
+    /// Whether the cluster has partition `index` of `topic` (on whichever broker).
+    pub fn cluster_has(&self, topic: &str, index: i32) -> bool {
+        self.image()
+            .topic(topic)
+            .is_some_and(|t| t.partitions.contains_key(&index))
     }
 
     /// This node's replica of a partition, whatever its role.

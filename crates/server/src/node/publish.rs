@@ -20,7 +20,7 @@ use crate::config::broker::BrokerConfig;
 use crate::config::dynamic::LiveConfig;
 use crate::config::group::group_timings;
 use crate::config::topic::effective_config;
-use crate::groups::{CoordinatorContext, OFFSETS_TOPIC};
+use crate::groups::OFFSETS_TOPIC;
 use ferrite_metadata::{
     ConfigResource, MetadataDelta, MetadataImage, MetadataRecord, PartitionRecord, TopicImage,
 };
@@ -166,6 +166,7 @@ impl Node {
         for (tp, e) in &failed {
             tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "applying a partition change failed");
         }
+        self.reconcile_group_coordinator(&image);
         self.apply_group_configs(delta, &image);
         match failed.into_iter().next() {
             Some((tp, e)) => Err(TopicError::Storage(format!(
@@ -231,34 +232,59 @@ impl Node {
         }
     }
 
-    /// What the group coordinator needs to start: `__consumer_offsets` (created now on a new cluster), its
-    /// partitions on this node, and the metadata it reads topics and group configs from.
-    pub(super) fn group_context(&self) -> Result<CoordinatorContext, TopicError> {
-        if self.topic(OFFSETS_TOPIC).is_none() {
-            let overrides = crate::groups::offsets_topic_overrides();
-            match self.create_topic(
-                OFFSETS_TOPIC,
-                self.config.offsets_topic_num_partitions,
-                1,
-                overrides,
-            ) {
-                Ok(_) | Err(TopicError::AlreadyExists(_)) => {}
-                Err(e) => return Err(e),
+    /// Creates `__consumer_offsets` if it does not exist yet: at the start of a single node (which leads all
+    /// of it), and in a cluster at the first FindCoordinator, as Kafka does, when the brokers are there to
+    /// spread its partitions over.
+    pub fn ensure_offsets_topic(&self) -> Result<(), TopicError> {
+        if self.topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let overrides = crate::groups::offsets_topic_overrides();
+        match self.create_topic(
+            OFFSETS_TOPIC,
+            self.config.offsets_topic_num_partitions,
+            1,
+            overrides,
+        ) {
+            Ok(_) | Err(TopicError::AlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The group coordinator loads the `__consumer_offsets` partitions this node leads and drops those it no
+    /// longer leads.
+    pub(super) fn reconcile_group_coordinator(&self, image: &MetadataImage) {
+        let Some(groups) = self.groups() else {
+            return;
+        };
+        if !self.caught_up.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let local = self.replicas.local_node();
+        let mut loaded = groups.loaded_partitions();
+        if let Some(topic) = image.topic(OFFSETS_TOPIC) {
+            let count = topic.partition_count();
+            for p in topic.partitions.values() {
+                let leads = p.leader == Some(local);
+                let is_loaded = loaded.contains(&p.partition);
+                loaded.retain(|i| *i != p.partition);
+                if leads && !is_loaded {
+                    let Some(partition) = self.replicas.partition(OFFSETS_TOPIC, p.partition)
+                    else {
+                        continue;
+                    };
+                    if let Err(e) = groups.load_partition(p.partition, count, partition) {
+                        tracing::error!(partition = p.partition, error = %e, "loading a __consumer_offsets partition failed");
+                    }
+                } else if !leads && is_loaded {
+                    groups.unload_partition(p.partition);
+                }
             }
         }
-        let count = self.topic(OFFSETS_TOPIC).map_or(0, |t| t.partition_count);
-        let partitions = (0..count)
-            .map(|p| {
-                self.replicas.partition(OFFSETS_TOPIC, p).ok_or_else(|| {
-                    TopicError::Storage(format!("{OFFSETS_TOPIC}-{p} is not open on this node"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(CoordinatorContext {
-            config: self.config.clone(),
-            metadata: Arc::clone(&self.metadata),
-            offsets_partitions: partitions,
-        })
+        // Partitions the topic no longer has (it cannot be deleted, but a rebuilt cluster might lack it).
+        for index in loaded {
+            groups.unload_partition(index);
+        }
     }
 }
 
