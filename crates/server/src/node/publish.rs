@@ -91,15 +91,39 @@ impl Node {
                 ],
             };
             // Written only if no voter bootstrapped the cluster first.
-            self.execute_within(ControllerOp::Bootstrap { records }, START_PATIENCE)?;
+            let op = ControllerOp::Bootstrap { records };
+            self.until_quorum_answers(|| {
+                self.execute_within(op.clone(), START_PATIENCE).map(|_| ())
+            })?;
         }
         if self.config.quorum.broker {
-            self.register(START_PATIENCE)?;
+            self.until_quorum_answers(|| self.register(START_PATIENCE))?;
         }
         if imported {
             self.store.retire()?;
         }
         Ok(())
+    }
+
+    /// Retries a start-up step while the quorum cannot answer (no leader yet, or a leader still finding out
+    /// that this node completes its majority), up to [`START_PATIENCE`]: a node waits for its cluster, as
+    /// Kafka's do, rather than exit.
+    fn until_quorum_answers(
+        &self,
+        mut step: impl FnMut() -> Result<(), TopicError>,
+    ) -> Result<(), TopicError> {
+        let deadline = std::time::Instant::now() + START_PATIENCE;
+        loop {
+            match step() {
+                Err(TopicError::Timeout(reason) | TopicError::NotController(reason))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    tracing::warn!(%reason, "waiting for the metadata quorum");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Every replica the metadata gives this node is open: one that could not open (a damaged log the

@@ -122,7 +122,8 @@ pub(super) fn start(
     let config = openraft::Config {
         cluster_name: "ferrite".into(),
         election_timeout_min: timeout_ms,
-        election_timeout_max: timeout_ms.saturating_mul(2),
+        // Kafka's randomised election timeout: between the setting and half as much again.
+        election_timeout_max: timeout_ms.saturating_mul(3) / 2,
         heartbeat_interval: (timeout_ms / 5).max(20),
         ..Default::default()
     }
@@ -363,12 +364,14 @@ impl QuorumRuntime {
     }
 
     /// As the active controller: confirms the leadership with a majority and waits until this node's image
-    /// includes everything committed, so a change is checked against the latest state. Blocking.
+    /// includes everything committed, so a change is checked against the latest state. A leader that cannot
+    /// reach a majority within a few election timeouts has most likely lost it: it refuses at once
+    /// (retriable) rather than let the request wait out its timeout. Blocking.
     pub(super) fn catch_up(&self) -> Result<(), TopicError> {
         let raft = self.voter()?;
-        self.check_majority()?;
+        let majority_wait = (self.election_timeout * 3).max(Duration::from_secs(2));
         self.handle.block_on(async {
-            let read = tokio::time::timeout(COMMIT_TIMEOUT, raft.ensure_linearizable())
+            let read = tokio::time::timeout(majority_wait, raft.ensure_linearizable())
                 .await
                 .map_err(|_| no_majority())?
                 .map_err(|e| match e {
@@ -378,19 +381,6 @@ impl QuorumRuntime {
             self.wait_applied(read.map_or(0, |id| id.index), COMMIT_TIMEOUT)
                 .await
         })
-    }
-
-    /// A leader that has not heard from a majority for several election timeouts has most likely lost it:
-    /// refuse at once (retriable) rather than let the request wait out its timeout.
-    fn check_majority(&self) -> Result<(), TopicError> {
-        let Some(raft) = &self.raft else {
-            return Ok(());
-        };
-        let since = raft.metrics().borrow().millis_since_quorum_ack;
-        match since {
-            Some(ms) if Duration::from_millis(ms) > self.election_timeout * 3 => Err(no_majority()),
-            _ => Ok(()),
-        }
     }
 
     /// Stops Raft, the listener and the fetch loop, and closes the metadata log cleanly. Blocking.
@@ -412,7 +402,6 @@ impl QuorumRuntime {
     /// Blocking (from any thread but the runtime's async workers).
     pub(super) fn commit(&self, records: Vec<MetadataRecord>) -> Result<u64, TopicError> {
         let raft = self.voter()?;
-        self.check_majority()?;
         self.handle.block_on(async {
             let written = tokio::time::timeout(
                 COMMIT_TIMEOUT,

@@ -1,6 +1,7 @@
 //! Starts the real `ferrite` binary on a free loopback port with a temporary data directory.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod cluster;
 pub mod raw;
 pub mod script;
 
