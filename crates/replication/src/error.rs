@@ -36,6 +36,21 @@ pub enum ReplicaError {
         from: crate::Role,
         to: crate::Role,
     },
+    /// NOT_LEADER_OR_FOLLOWER, to a replica: a follower's operation (a replica append, a truncation) on a
+    /// replica that no longer follows, or a fetch from a node that is not a replica of the partition.
+    #[error("{topic}-{partition}: {reason}")]
+    NotFollower {
+        topic: String,
+        partition: i32,
+        reason: String,
+    },
+    /// REQUEST_TIMED_OUT: the in-sync replicas did not all get the records in time.
+    #[error("{topic}-{partition}: not committed by the in-sync replicas within {waited_ms} ms")]
+    NotCommitted {
+        topic: String,
+        partition: i32,
+        waited_ms: u64,
+    },
     #[error(transparent)]
     Log(#[from] LogError),
 }

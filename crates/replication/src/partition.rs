@@ -1,15 +1,18 @@
 //! One partition replica on this node: its log, its role, and its high watermark.
 //!
 //! ```text
-//!   append (leader) ──┐
-//!   flush / sync ─────┼──▶ advance_high_watermark ──▶ high watermark moves ──▶ waiters woken
-//!   (follower fetch   │      (the one place; the rule is        (fetch long polls,
-//!    positions, later)┘       `high_watermark::next_high_watermark`)   acks=all produces)
+//!   append (leader) ──────────┐
+//!   flush / sync ─────────────┼──▶ advance_high_watermark ──▶ high watermark moves ──▶ waiters woken
+//!   follower fetch positions ─┘      (the one place; the rule is        (fetch long polls,
+//!   (leader_side.rs)                  `high_watermark::next_high_watermark`)   acks=all produces)
 //! ```
 //! Readers (consumer fetches) see the log up to the high watermark only. Every request that names a leader
-//! epoch is checked against the role here, so a stale client or leader is fenced in one place.
+//! epoch is checked against the role here, so a stale client or leader is fenced in one place. What only a
+//! leader does (tracking followers, ISR proposals, acks=all) is in `leader_side.rs`; what only a follower
+//! does (replica appends, truncation) in `follower_side.rs`.
 
 use crate::error::ReplicaError;
+use crate::followers::Followers;
 use crate::high_watermark::{next_high_watermark, ReplicaPosition};
 use crate::ids::{LeaderEpoch, NodeId, Offset};
 use crate::role::Role;
@@ -18,17 +21,35 @@ use bytes::Bytes;
 use ferrite_log::{AppendInfo, AppendOrigin, FlushPolicy, LogError, PartitionLog, ReadResult};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 use tokio::sync::Notify;
+
+/// A leader's bookkeeping, started afresh with each leadership (a new epoch).
+#[derive(Debug)]
+pub(crate) struct Leadership {
+    pub(crate) followers: Followers,
+    /// The log end when this leader's epoch began: a follower joins the ISR only once it has the log past it.
+    pub(crate) epoch_start: Offset,
+    /// An ISR change sent to the controller and not yet seen in the metadata, and when it was sent. While it
+    /// is pending, the high watermark counts the members it adds too (KIP-497's "maximal ISR"), so a member
+    /// the controller admits never lacks a record below the high watermark.
+    pub(crate) pending_isr: Option<(Vec<NodeId>, Instant)>,
+}
 
 #[derive(Debug)]
 pub struct Partition {
-    topic: String,
-    index: i32,
-    local: NodeId,
-    log: Arc<PartitionLog>,
-    role: Mutex<Role>,
-    high_watermark: AtomicI64,
-    waiters: Waiters,
+    pub(crate) topic: String,
+    pub(crate) index: i32,
+    pub(crate) local: NodeId,
+    pub(crate) log: Arc<PartitionLog>,
+    pub(crate) role: Mutex<Role>,
+    pub(crate) leadership: Mutex<Leadership>,
+    pub(crate) high_watermark: AtomicI64,
+    /// Woken when the high watermark moves: consumer long polls, acks=all produces, offset commits.
+    pub(crate) waiters: Waiters,
+    /// Woken by every leader append: followers' long polls wait for new records, not for the high watermark
+    /// (which their own fetches move).
+    pub(crate) appended: Waiters,
 }
 
 impl Partition {
@@ -47,7 +68,13 @@ impl Partition {
             high_watermark: AtomicI64::new(log.log_start_offset()),
             log: Arc::new(log),
             role: Mutex::new(Role::Offline),
+            leadership: Mutex::new(Leadership {
+                followers: Followers::default(),
+                epoch_start: Offset(0),
+                pending_isr: None,
+            }),
             waiters: Waiters::default(),
+            appended: Waiters::default(),
         };
         partition.set_role(role)?;
         Ok(partition)
@@ -67,8 +94,12 @@ impl Partition {
         &self.log
     }
 
-    fn lock_role(&self) -> MutexGuard<'_, Role> {
+    pub(crate) fn lock_role(&self) -> MutexGuard<'_, Role> {
         self.role.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn lock_leadership(&self) -> MutexGuard<'_, Leadership> {
+        self.leadership.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn role(&self) -> Role {
@@ -90,14 +121,19 @@ impl Partition {
         }
         if let Role::Leader(leader) = &next {
             self.log.begin_leader_epoch(leader.epoch.0)?;
+            self.start_or_update_leadership(&role, leader, Instant::now());
         }
+        let was_leader = matches!(*role, Role::Leader(_));
         let offline = next == Role::Offline;
         *role = next;
         drop(role);
-        if offline {
-            // Nothing will move the high watermark any more: waiting requests answer now.
+        if offline || was_leader {
+            // Waiting produces and long polls answer now: nothing may move the high watermark any more, or
+            // they must find out they lost the leadership (or see a changed ISR).
             self.waiters.wake_all();
-        } else {
+            self.appended.wake_all();
+        }
+        if !offline {
             self.advance_high_watermark();
         }
         Ok(())
@@ -161,6 +197,15 @@ impl Partition {
     /// Appends a producer's batches as the leader, stamping the current leader epoch into them. Does not wait
     /// for anything: see [`Partition::wait_acknowledged`].
     pub fn append_as_leader(&self, payload: Bytes) -> Result<AppendInfo, ReplicaError> {
+        self.append_as_leader_in_epoch(payload).map(|(info, _)| info)
+    }
+
+    /// [`Partition::append_as_leader`], also returning the leader epoch the records were appended in (what an
+    /// `acks=all` produce waits in: see [`Partition::ack_status`]).
+    pub fn append_as_leader_in_epoch(
+        &self,
+        payload: Bytes,
+    ) -> Result<(AppendInfo, LeaderEpoch), ReplicaError> {
         let epoch = self.check_leader(None)?;
         let info = self.log.append_unsynced(
             payload,
@@ -169,7 +214,8 @@ impl Partition {
             },
         )?;
         self.advance_high_watermark();
-        Ok(info)
+        self.appended.wake_all();
+        Ok((info, epoch))
     }
 
     /// Blocks until an append is acknowledged under the topic's flush policy: synced in durable mode; in
@@ -263,22 +309,67 @@ impl Partition {
         self.waiters.register(notify);
     }
 
+    /// Blocks the thread until the high watermark reaches `end` or `timeout` passes; returns whether it did
+    /// (for callers on blocking threads, such as the group coordinator's commits).
+    pub fn wait_high_watermark_blocking(&self, end: Offset, timeout: std::time::Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.waiters.generation();
+            if self.high_watermark() >= end {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline || self.leader_epoch().is_none() {
+                return false;
+            }
+            self.waiters.wait_blocking(seen, deadline - now);
+        }
+    }
+
+    /// Asks to be woken by the next leader append (a follower's long poll), or a change of role.
+    pub fn register_append_waiter(&self, notify: &Arc<Notify>) {
+        self.appended.register(notify);
+    }
+
     /// Wakes every waiter without a move, for a topic being deleted: they answer with what they have.
     pub fn wake_waiters(&self) {
         self.waiters.wake_all();
+        self.appended.wake_all();
     }
 
-    /// The one place the high watermark moves: on the leader, by the rule of
-    /// [`next_high_watermark`] over the in-sync replicas (this node alone until followers replicate), never
-    /// below the log start. Wakes the waiters when it moved.
-    fn advance_high_watermark(&self) {
-        let isr_followers: Vec<ReplicaPosition> = match &*self.lock_role() {
-            Role::Leader(leader) => {
-                // Followers report their positions with replication (part 2); until then the ISR is this node.
-                debug_assert!(leader.isr.iter().all(|n| *n == self.local));
-                Vec::new()
-            }
-            Role::Follower(_) | Role::Offline => return,
+    /// The one place a leader's high watermark moves: by the rule of [`next_high_watermark`] over the
+    /// in-sync replicas (with the members a pending ISR change adds), never below the log start. A follower
+    /// whose position is unknown (it has not fetched in this leadership) holds it where it is. Wakes the
+    /// waiters when it moved. A follower's high watermark is the leader's, set in `follower_side.rs`.
+    pub(crate) fn advance_high_watermark(&self) {
+        let isr_followers: Vec<ReplicaPosition> = {
+            let role = self.lock_role();
+            let Role::Leader(leader) = &*role else {
+                return;
+            };
+            let leadership = self.lock_leadership();
+            let pending = leadership.pending_isr.as_ref().map(|(isr, _)| isr);
+            let mut members: Vec<NodeId> = leader
+                .isr
+                .iter()
+                .chain(pending.into_iter().flatten())
+                .copied()
+                .filter(|n| *n != self.local)
+                .collect();
+            members.sort();
+            members.dedup();
+            members
+                .into_iter()
+                .map(|n| {
+                    // A follower syncs what it appended before it fetches again, so in durable mode its fetch
+                    // offset is also what it has synced.
+                    let end = leadership.followers.log_end(n).unwrap_or(Offset(i64::MIN));
+                    ReplicaPosition {
+                        log_end: end,
+                        synced: end,
+                    }
+                })
+                .collect()
         };
         let leader = ReplicaPosition {
             log_end: self.log_end_offset(),
@@ -349,6 +440,7 @@ mod tests {
         .unwrap()
     }
 
+
     #[test]
     fn one_replica_high_watermark_is_the_log_end_or_the_synced_offset() {
         let tmp = tempfile::tempdir().unwrap();
@@ -386,6 +478,7 @@ mod tests {
         let p = partition(tmp.path(), LogConfig::default());
         p.set_role(Role::Leader(LeaderState {
             epoch: LeaderEpoch(3),
+            replicas: vec![NodeId(1)],
             isr: vec![NodeId(1)],
             partition_epoch: 1,
         }))

@@ -6,6 +6,8 @@ use crate::ids::{LeaderEpoch, NodeId};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderState {
     pub epoch: LeaderEpoch,
+    /// Every replica of the partition, the leader among them: the followers it tracks.
+    pub replicas: Vec<NodeId>,
     /// The in-sync replicas, the leader among them.
     pub isr: Vec<NodeId>,
     /// Bumped by every change of the partition's assignment or ISR; AlterPartition requests carry it so a
@@ -39,6 +41,7 @@ impl Role {
     pub fn sole_leader(node: NodeId, epoch: LeaderEpoch) -> Role {
         Role::Leader(LeaderState {
             epoch,
+            replicas: vec![node],
             isr: vec![node],
             partition_epoch: 0,
         })

@@ -6,12 +6,17 @@
 //! yet waiting, so a move between "not enough yet" and "start waiting" is never lost. Registrations are
 //! weak: a finished request leaves a dead entry, pruned whenever another one registers.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 #[derive(Debug, Default)]
 pub struct Waiters {
     waiters: Mutex<Vec<Weak<Notify>>>,
+    /// Counts wake-ups, for waiters on blocking threads (the group coordinator's commits), which wait on the
+    /// condition variable instead of a `Notify`.
+    generation: Mutex<u64>,
+    moved: Condvar,
 }
 
 impl Waiters {
@@ -31,6 +36,21 @@ impl Waiters {
         for notify in waiters.iter().filter_map(Weak::upgrade) {
             notify.notify_one();
         }
+        *self.generation.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.moved.notify_all();
+    }
+
+    /// The number of wake-ups so far; read it before looking, then [`Waiters::wait_blocking`] with it.
+    pub fn generation(&self) -> u64 {
+        *self.generation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Blocks the thread until a wake-up after `seen` (returns at once if one happened since) or `timeout`.
+    pub fn wait_blocking(&self, seen: u64, timeout: Duration) {
+        let generation = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self
+            .moved
+            .wait_timeout_while(generation, timeout, |g| *g == seen);
     }
 
     #[cfg(test)]

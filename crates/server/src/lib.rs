@@ -12,5 +12,6 @@ pub mod groups;
 pub mod handlers;
 pub mod network;
 pub mod node;
+pub mod replica_fetcher;
 pub mod run;
 pub mod sys;

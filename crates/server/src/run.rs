@@ -81,6 +81,10 @@ pub async fn run(mut config: BrokerConfig) -> Result<(), String> {
         }
     };
     wait_for_signal().await;
+    let leaving = Arc::clone(&broker);
+    if let Err(e) = tokio::task::spawn_blocking(move || leaving.controlled_shutdown()).await {
+        tracing::error!(error = %e, "controlled shutdown panicked");
+    }
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     let _ = shutdown_tx.send(true);
     if let Some(server) = server {

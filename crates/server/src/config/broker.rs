@@ -87,9 +87,50 @@ pub struct BrokerConfig {
     pub quorum: QuorumConfig,
     /// `broker.rack`.
     pub broker_rack: Option<String>,
+    /// `replica.*`, `offsets.topic.replication.factor`, `controlled.shutdown.enable`.
+    pub replication: ReplicationConfig,
     /// The broker settings given explicitly, with where each came from; a name not here has its default. Kept
     /// for DescribeConfigs; topic-default settings keep theirs in `topic_defaults`.
     pub sources: BTreeMap<String, ConfigSource>,
+}
+
+/// How followers replicate and leaders judge them; Kafka's names and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// `offsets.topic.replication.factor`.
+    pub offsets_topic_replication_factor: i16,
+    /// `replica.lag.time.max.ms`.
+    pub lag_time_max_ms: i64,
+    /// `num.replica.fetchers`.
+    pub num_fetchers: i32,
+    /// `replica.fetch.max.bytes`.
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`.
+    pub fetch_response_max_bytes: i32,
+    /// `replica.fetch.wait.max.ms`.
+    pub fetch_wait_max_ms: i32,
+    /// `replica.fetch.min.bytes`.
+    pub fetch_min_bytes: i32,
+    /// `replica.fetch.backoff.ms`.
+    pub fetch_backoff_ms: i32,
+    /// `controlled.shutdown.enable`.
+    pub controlled_shutdown_enable: bool,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            offsets_topic_replication_factor: 3,
+            lag_time_max_ms: 30_000,
+            num_fetchers: 1,
+            fetch_max_bytes: 1_048_576,
+            fetch_response_max_bytes: 10_485_760,
+            fetch_wait_max_ms: 500,
+            fetch_min_bytes: 1,
+            fetch_backoff_ms: 1000,
+            controlled_shutdown_enable: true,
+        }
+    }
 }
 
 /// Kafka's defaults (and Ferrite's documented ones where Kafka has none that fits).
@@ -123,6 +164,7 @@ impl Default for BrokerConfig {
             topic_defaults: TopicDefaults::default(),
             quorum: QuorumConfig::default(),
             broker_rack: None,
+            replication: ReplicationConfig::default(),
             sources: BTreeMap::new(),
         }
     }
@@ -217,6 +259,33 @@ impl BrokerConfig {
         match name {
             "node.id" => self.node_id = parse_setting(name, setting)?,
             "num.partitions" => self.num_partitions = parse_setting(name, setting)?,
+            "offsets.topic.replication.factor" => {
+                self.replication.offsets_topic_replication_factor = parse_setting(name, setting)?;
+            }
+            "replica.lag.time.max.ms" => {
+                self.replication.lag_time_max_ms = parse_setting(name, setting)?;
+            }
+            "num.replica.fetchers" => {
+                self.replication.num_fetchers = parse_setting(name, setting)?;
+            }
+            "replica.fetch.max.bytes" => {
+                self.replication.fetch_max_bytes = parse_setting(name, setting)?;
+            }
+            "replica.fetch.response.max.bytes" => {
+                self.replication.fetch_response_max_bytes = parse_setting(name, setting)?;
+            }
+            "replica.fetch.wait.max.ms" => {
+                self.replication.fetch_wait_max_ms = parse_setting(name, setting)?;
+            }
+            "replica.fetch.min.bytes" => {
+                self.replication.fetch_min_bytes = parse_setting(name, setting)?;
+            }
+            "replica.fetch.backoff.ms" => {
+                self.replication.fetch_backoff_ms = parse_setting(name, setting)?;
+            }
+            "controlled.shutdown.enable" => {
+                self.replication.controlled_shutdown_enable = parse_setting(name, setting)?;
+            }
             "default.replication.factor" => {
                 self.default_replication_factor = parse_setting(name, setting)?;
             }
@@ -493,6 +562,19 @@ impl BrokerConfig {
                 dirs.join(",")
             }
             "num.partitions" => self.num_partitions.to_string(),
+            "offsets.topic.replication.factor" => {
+                self.replication.offsets_topic_replication_factor.to_string()
+            }
+            "replica.lag.time.max.ms" => self.replication.lag_time_max_ms.to_string(),
+            "num.replica.fetchers" => self.replication.num_fetchers.to_string(),
+            "replica.fetch.max.bytes" => self.replication.fetch_max_bytes.to_string(),
+            "replica.fetch.response.max.bytes" => {
+                self.replication.fetch_response_max_bytes.to_string()
+            }
+            "replica.fetch.wait.max.ms" => self.replication.fetch_wait_max_ms.to_string(),
+            "replica.fetch.min.bytes" => self.replication.fetch_min_bytes.to_string(),
+            "replica.fetch.backoff.ms" => self.replication.fetch_backoff_ms.to_string(),
+            "controlled.shutdown.enable" => self.replication.controlled_shutdown_enable.to_string(),
             "default.replication.factor" => self.default_replication_factor.to_string(),
             "auto.create.topics.enable" => self.auto_create_topics_enable.to_string(),
             "socket.request.max.bytes" => self.socket_request_max_bytes.to_string(),

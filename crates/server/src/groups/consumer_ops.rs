@@ -14,7 +14,7 @@
 //! are gone expire after the session timeout. A heartbeat whose records could not be appended or synced is
 //! answered COORDINATOR_NOT_AVAILABLE, and the next successful append writes what it changed.
 
-use super::offsets_log::{wait_durable, Record};
+use super::offsets_log::{wait_committed, Record};
 use super::{now_ms, GroupCoordinator};
 use crate::config::group::GroupTimings;
 use crate::node::Partition;
@@ -138,7 +138,7 @@ impl GroupCoordinator {
         let Some((partition, info)) = outcome.pending else {
             return outcome.response;
         };
-        match wait_durable(&partition, &info) {
+        match wait_committed(&partition, &info) {
             Ok(()) => outcome.response,
             Err(e) => {
                 tracing::error!(error = %e, "consumer group records sync failed");

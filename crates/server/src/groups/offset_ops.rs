@@ -2,7 +2,7 @@
 //! the group's `__consumer_offsets` partition and then applied to the store from its encoded bytes, the same
 //! path replay takes; appends happen under the coordinator lock, so the store changes in log order.
 
-use super::offsets_log::{wait_durable, Record};
+use super::offsets_log::{wait_committed, Record};
 use super::{now_ms, ClassicEntry, GroupCoordinator, Groups};
 use crate::node::Partition;
 use ferrite_coordinator::consumer_group_records::ConsumerGroupRecord;
@@ -152,7 +152,7 @@ impl GroupCoordinator {
         let Some(pending) = outcome.pending.take() else {
             return outcome.errors;
         };
-        let synced = wait_durable(&pending.partition, &pending.info);
+        let synced = wait_committed(&pending.partition, &pending.info);
         let mut groups = self.lock();
         if let Some(n) = groups.pending_commits.get_mut(&pending.group_id) {
             *n = n.saturating_sub(1);
@@ -371,7 +371,7 @@ impl GroupCoordinator {
         let appended = self
             .log
             .append(group_id, records, now)
-            .and_then(|(partition, info)| wait_durable(&partition, &info));
+            .and_then(|(partition, info)| wait_committed(&partition, &info));
         if let Err(e) = appended {
             tracing::error!(group = group_id, error = %e, "writing to __consumer_offsets failed");
             return Err(error_code::COORDINATOR_NOT_AVAILABLE);

@@ -131,7 +131,7 @@ impl OffsetsLog {
     }
 
     /// Appends records for one group as one batch, without waiting for durability; returns the partition (to
-    /// wait on with [`wait_durable`]) and where the batch landed. A group this node does not coordinate (its
+    /// wait on with [`wait_committed`]) and where the batch landed. A group this node does not coordinate (its
     /// partition moved away) is NOT_LEADER, which callers answer as NOT_COORDINATOR.
     pub fn append(
         &self,
@@ -173,10 +173,31 @@ pub fn append_to(
     partition.append_as_leader(payload.freeze())
 }
 
+/// Kafka's `offsets.commit.timeout.ms`: how long a commit waits for the in-sync replicas.
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(5000);
+
 /// Blocks until an append is acknowledged under its topic's flush policy (see
-/// [`Partition::wait_acknowledged`]).
-pub fn wait_durable(partition: &Partition, info: &AppendInfo) -> Result<(), ReplicaError> {
-    partition.wait_acknowledged(info)
+/// [`Partition::wait_acknowledged`]) and committed by the partition's in-sync replicas, as Kafka writes
+/// commits with acks=all: a commit answered before its followers have it could be lost with its coordinator.
+pub fn wait_committed(partition: &Partition, info: &AppendInfo) -> Result<(), ReplicaError> {
+    partition.wait_acknowledged(info)?;
+    let end = ferrite_replication::Offset(info.last_offset + 1);
+    if partition.wait_high_watermark_blocking(end, COMMIT_TIMEOUT) {
+        return Ok(());
+    }
+    if partition.check_leader(None).is_err() {
+        return Err(ReplicaError::NotLeader {
+            topic: TOPIC.to_string(),
+            partition: partition.index(),
+            role: "no longer leader",
+            leader: None,
+        });
+    }
+    Err(ReplicaError::NotCommitted {
+        topic: TOPIC.to_string(),
+        partition: partition.index(),
+        waited_ms: COMMIT_TIMEOUT.as_millis() as u64,
+    })
 }
 
 /// Visits one batch's records; a batch that cannot be read is logged and skipped (its records were validated

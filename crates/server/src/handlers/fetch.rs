@@ -9,12 +9,16 @@
 //!   clients to keep sending full fetches; an unknown session id gets FETCH_SESSION_ID_NOT_FOUND.
 //! - `read_committed` stops at the last stable offset (the high watermark: there are no transactions yet) and
 //!   lists no aborted transactions.
+//! - A follower's fetch (replica id, or from v15 the ReplicaState, of a broker) reads up to the log end, not
+//!   the high watermark, and its fetch offset tells the leader how far the follower has the log: it is
+//!   recorded before the read, so the high watermark in the answer already counts it. Its long poll waits for
+//!   the next append instead of a move of the high watermark.
 
 use super::util::{decode_versioned, replica_error_code, requested_epoch};
 use super::Response;
 use crate::node::{Node, Topic};
 use ferrite_log::LogError;
-use ferrite_replication::ReplicaManager;
+use ferrite_replication::{NodeId, Offset, ReplicaManager};
 use ferrite_wire::error_code;
 use ferrite_wire::fetch_response::{
     encode_fetch_response, FetchPartition, FetchResponseBody, FetchTopic, RecordData,
@@ -52,11 +56,12 @@ pub async fn handle(broker: Arc<Node>, frame: RequestFrame) -> Response {
     let deadline =
         Instant::now() + Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let min_bytes = u64::try_from(request.min_bytes).unwrap_or(0);
+    let replica = fetching_replica(&request, version);
     // Register with every requested partition before the first look, so no append can slip between.
     let woken = Arc::new(tokio::sync::Notify::new());
-    register_interest(&broker, &request, version, &woken);
+    register_interest(&broker, &request, version, replica, &woken);
     loop {
-        let (body, bytes, has_error) = read(&broker, &request, version);
+        let (body, bytes, has_error) = read(&broker, &request, version, replica);
         let now = Instant::now();
         if bytes >= min_bytes.max(1) || has_error || now >= deadline {
             return answer(&broker, &frame, &request, body).await;
@@ -66,12 +71,22 @@ pub async fn handle(broker: Arc<Node>, frame: RequestFrame) -> Response {
             .await
             .is_err()
         {
-            let (body, _, _) = read(&broker, &request, version);
+            let (body, _, _) = read(&broker, &request, version, replica);
             return answer(&broker, &frame, &request, body).await;
         }
         // A wake-up empties the partition's waiter list: register again before looking again.
-        register_interest(&broker, &request, version, &woken);
+        register_interest(&broker, &request, version, replica, &woken);
     }
+}
+
+/// The broker a follower's fetch comes from; `None` for a consumer (replica id -1).
+fn fetching_replica(request: &FetchRequest, version: i16) -> Option<NodeId> {
+    let id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    (id >= 0).then_some(NodeId(id))
 }
 
 async fn answer(
@@ -141,11 +156,13 @@ fn down_convert(
     body
 }
 
-/// Asks every requested partition to wake `woken` when it gets data.
+/// Asks every requested partition to wake `woken` when it gets data: when its high watermark moves for a
+/// consumer, at its next append for a follower.
 fn register_interest(
     broker: &Node,
     request: &FetchRequest,
     version: i16,
+    replica: Option<NodeId>,
     woken: &Arc<tokio::sync::Notify>,
 ) {
     for wanted in &request.topics {
@@ -159,13 +176,22 @@ fn register_interest(
             .iter()
             .filter_map(|p| broker.partition(&topic.as_ref()?.name, p.partition))
         {
-            p.register_waiter(woken);
+            if replica.is_some() {
+                p.register_append_waiter(woken);
+            } else {
+                p.register_waiter(woken);
+            }
         }
     }
 }
 
 /// One pass over the requested partitions: the response, its record bytes, and whether any partition failed.
-fn read(broker: &Node, request: &FetchRequest, version: i16) -> (FetchResponseBody, u64, bool) {
+fn read(
+    broker: &Node,
+    request: &FetchRequest,
+    version: i16,
+    replica: Option<NodeId>,
+) -> (FetchResponseBody, u64, bool) {
     let mut remaining = u64::try_from(request.max_bytes).unwrap_or(0);
     let mut total = 0u64;
     let mut has_error = false;
@@ -189,10 +215,13 @@ fn read(broker: &Node, request: &FetchRequest, version: i16) -> (FetchResponseBo
                 &broker.replicas,
                 topic.as_ref(),
                 p,
-                request.isolation_level,
+                ReadAs {
+                    replica,
+                    isolation_level: request.isolation_level,
+                    version,
+                },
                 remaining,
                 min_one,
-                version,
             );
             let bytes: u64 = part.records.iter().map(RecordData::len).sum();
             has_error |= part.error_code != error_code::NONE;
@@ -205,15 +234,28 @@ fn read(broker: &Node, request: &FetchRequest, version: i16) -> (FetchResponseBo
     (body, total, has_error)
 }
 
+/// Who reads, and how.
+#[derive(Clone, Copy)]
+struct ReadAs {
+    /// A follower (`Some`) reads to the log end; a consumer to the high watermark.
+    replica: Option<NodeId>,
+    isolation_level: i8,
+    version: i16,
+}
+
 fn read_partition(
     replicas: &ReplicaManager,
     topic: Option<&Arc<Topic>>,
     wanted: &kafka_protocol::messages::fetch_request::FetchPartition,
-    isolation_level: i8,
+    how: ReadAs,
     response_budget: u64,
     min_one: bool,
-    version: i16,
 ) -> FetchPartition {
+    let ReadAs {
+        replica,
+        isolation_level,
+        version,
+    } = how;
     let mut out = FetchPartition {
         partition_index: wanted.partition,
         high_watermark: -1,
@@ -253,7 +295,18 @@ fn read_partition(
     let budget = u64::try_from(wanted.partition_max_bytes)
         .unwrap_or(0)
         .min(response_budget);
-    match partition.read(wanted.fetch_offset, budget, min_one) {
+    let read = match replica {
+        None => partition.read(wanted.fetch_offset, budget, min_one),
+        Some(node) => {
+            let position = Offset(wanted.fetch_offset);
+            if let Err(e) = partition.record_follower_fetch(node, position, Instant::now()) {
+                out.error_code = replica_error_code(&e);
+                return out;
+            }
+            partition.read_for_follower(wanted.fetch_offset, budget, min_one)
+        }
+    };
+    match read {
         Ok((result, high_watermark)) => {
             out.high_watermark = high_watermark.0;
             out.last_stable_offset = high_watermark.0;

@@ -1,8 +1,16 @@
 //! Produce (v0-12; v0-2 through `ferrite_wire::legacy::produce`, which up-converts their magic 0/1 message
 //! sets to v2 batches, counted in the broker's metrics). Two phases: every partition is appended in request
-//! order when the request is read; in durable mode the response then waits (concurrently with later requests)
-//! for the group-committed fsync.
-//! acks=0 sends no response, and closes the connection on any error so the client notices (as Kafka does).
+//! order when the request is read; the response then waits (concurrently with later requests) for what the
+//! acks ask:
+//! - in durable mode, the group-committed fsync;
+//! - with acks=all, the high watermark passing the records (every in-sync replica has them), up to the
+//!   request's timeout (REQUEST_TIMED_OUT). With fewer in-sync replicas than `min.insync.replicas` the
+//!   partition is refused before the append (NOT_ENOUGH_REPLICAS); if the ISR shrank below it while the
+//!   produce waited, it is answered NOT_ENOUGH_REPLICAS_AFTER_APPEND; if the leadership moved, the records may
+//!   be lost and it is answered NOT_LEADER_OR_FOLLOWER (the client retries at the new leader).
+//!
+//! acks=1 answers after the leader's append. acks=0 sends no response, and closes the connection on any error
+//! so the client notices (as Kafka does).
 //!
 //! The append runs on the connection's own task: it is validation plus a `pwritev` into the page cache (the
 //! log never fsyncs inside an append, also when it rolls), and handing it to a blocking thread cost more than
@@ -22,7 +30,7 @@ use crate::node::{Node, Partition};
 use bytes::BytesMut;
 use ferrite_log::batch::{self, Compression, ValidationRules};
 use ferrite_log::{AppendInfo, LogError};
-use ferrite_replication::ReplicaError;
+use ferrite_replication::{AckStatus, LeaderEpoch, Offset, ReplicaError};
 use ferrite_wire::error_code;
 use ferrite_wire::legacy::produce as legacy;
 use ferrite_wire::request::RequestFrame;
@@ -30,6 +38,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// One partition's part of the request, after the append.
 struct PartitionOutcome {
@@ -37,6 +46,19 @@ struct PartitionOutcome {
     index: i32,
     partition: Option<Arc<Partition>>,
     result: Result<AppendInfo, i16>,
+    /// The leader epoch the records went in with, and the topic's `min.insync.replicas`.
+    epoch: LeaderEpoch,
+    min_insync: usize,
+}
+
+impl PartitionOutcome {
+    /// Whether an acks=all answer must wait for this partition's high watermark.
+    fn awaits_replication(&self) -> bool {
+        match (&self.result, &self.partition) {
+            (Ok(info), Some(p)) => p.high_watermark() <= Offset(info.last_offset),
+            _ => false,
+        }
+    }
 }
 
 pub async fn handle(broker: &Arc<Node>, frame: RequestFrame) -> Dispatched {
@@ -62,6 +84,7 @@ pub async fn handle(broker: &Arc<Node>, frame: RequestFrame) -> Dispatched {
         Err(close) => return Dispatched::Ready(close),
     };
     let acks = request.acks;
+    let timeout_ms = request.timeout_ms;
     let (topics, outcomes) = if needs_recompression(broker, &request) {
         let broker = Arc::clone(broker);
         match tokio::task::spawn_blocking(move || append_all(&broker, request)).await {
@@ -82,20 +105,84 @@ pub async fn handle(broker: &Arc<Node>, frame: RequestFrame) -> Dispatched {
         });
     }
     let needs_sync = outcomes.iter().any(|o| o.result.is_ok() && is_durable(o));
-    if !needs_sync {
+    let needs_replication = acks == -1 && outcomes.iter().any(PartitionOutcome::awaits_replication);
+    if !needs_sync && !needs_replication {
         return Dispatched::Ready(respond_versioned(
             &frame,
             &build_response(&topics, &outcomes),
         ));
     }
+    let deadline = Instant::now() + Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+    let broker = Arc::clone(broker);
     Dispatched::Deferred(Box::pin(async move {
-        let synced = tokio::task::spawn_blocking(move || wait_durable(outcomes)).await;
-        match synced {
-            // In durable mode the high watermark moves with the sync, which wakes fetches waiting for it.
-            Ok(outcomes) => respond_versioned(&frame, &build_response(&topics, &outcomes)),
-            Err(e) => Response::Close(format!("produce sync panicked: {e}")),
-        }
+        let outcomes = if needs_sync {
+            match tokio::task::spawn_blocking(move || wait_durable(outcomes)).await {
+                Ok(outcomes) => outcomes,
+                Err(e) => return Response::Close(format!("produce sync panicked: {e}")),
+            }
+        } else {
+            outcomes
+        };
+        let outcomes = if acks == -1 {
+            wait_replicated(&broker, outcomes, deadline).await
+        } else {
+            outcomes
+        };
+        respond_versioned(&frame, &build_response(&topics, &outcomes))
     }))
+}
+
+/// Waits until every appended partition's records are committed by its ISR (or cannot be), up to `deadline`:
+/// partitions still waiting then are answered REQUEST_TIMED_OUT. Woken by moves of the high watermark and
+/// changes of role.
+async fn wait_replicated(
+    broker: &Node,
+    mut outcomes: Vec<PartitionOutcome>,
+    deadline: Instant,
+) -> Vec<PartitionOutcome> {
+    let woken = Arc::new(tokio::sync::Notify::new());
+    loop {
+        let mut waiting = false;
+        for o in &mut outcomes {
+            let (Ok(info), Some(p)) = (&o.result, &o.partition) else {
+                continue;
+            };
+            // Registered before looking, so a move between the look and the wait is not lost.
+            p.register_waiter(&woken);
+            match p.ack_status(Offset(info.last_offset + 1), o.epoch, o.min_insync) {
+                AckStatus::Committed => {}
+                AckStatus::Waiting => waiting = true,
+                AckStatus::NotEnoughReplicasAfterAppend => {
+                    broker
+                        .metrics
+                        .produce_not_enough_replicas
+                        .fetch_add(1, Ordering::Relaxed);
+                    o.result = Err(error_code::NOT_ENOUGH_REPLICAS_AFTER_APPEND);
+                }
+                AckStatus::NotLeader => o.result = Err(error_code::NOT_LEADER_OR_FOLLOWER),
+            }
+        }
+        if !waiting {
+            return outcomes;
+        }
+        let now = Instant::now();
+        if now >= deadline
+            || tokio::time::timeout(deadline - now, woken.notified())
+                .await
+                .is_err()
+        {
+            for o in &mut outcomes {
+                if let (Ok(info), Some(p)) = (&o.result, &o.partition) {
+                    if p.ack_status(Offset(info.last_offset + 1), o.epoch, o.min_insync)
+                        == AckStatus::Waiting
+                    {
+                        o.result = Err(error_code::REQUEST_TIMED_OUT);
+                    }
+                }
+            }
+            return outcomes;
+        }
+    }
 }
 
 /// Whether any topic of the request rewrites batches in its own codec.
@@ -140,19 +227,27 @@ fn append_all(broker: &Node, request: ProduceRequest) -> (Vec<String>, Vec<Parti
         let target_codec = topic_state
             .as_ref()
             .and_then(|t| topic_codec(t.effective.compression_type));
-        // acks=all needs min.insync.replicas in sync; a single node's ISR is itself alone.
-        let too_few_replicas = request.acks == -1
-            && topic_state
-                .as_ref()
-                .is_some_and(|t| t.effective.min_insync_replicas > 1);
+        let min_insync = topic_state
+            .as_ref()
+            .map_or(1, |t| usize::try_from(t.effective.min_insync_replicas).unwrap_or(1));
         for data in topic.partition_data {
             let leader = broker
                 .replicas
                 .leader_partition(&name, data.index, None)
                 .map_err(|e| partition_error_code(broker, &name, data.index, &e));
+            // acks=all needs min.insync.replicas in sync before anything is appended.
+            let too_few_replicas = request.acks == -1
+                && leader
+                    .as_ref()
+                    .is_ok_and(|p| p.in_sync_replicas() < min_insync);
+            let mut epoch = LeaderEpoch(-1);
             let result = if invalid_acks {
                 Err(error_code::INVALID_REQUIRED_ACKS)
-            } else if too_few_replicas && leader.is_ok() {
+            } else if too_few_replicas {
+                broker
+                    .metrics
+                    .produce_not_enough_replicas
+                    .fetch_add(1, Ordering::Relaxed);
                 Err(error_code::NOT_ENOUGH_REPLICAS)
             } else if transactional {
                 // Transactions are not supported yet (no AddPartitionsToTxn is advertised).
@@ -160,7 +255,10 @@ fn append_all(broker: &Node, request: ProduceRequest) -> (Vec<String>, Vec<Parti
             } else {
                 match &leader {
                     Err(code) => Err(*code),
-                    Ok(p) => append_one(p, data.records, target_codec),
+                    Ok(p) => append_one(p, data.records, target_codec).map(|(info, e)| {
+                        epoch = e;
+                        info
+                    }),
                 }
             };
             let partition = leader.ok();
@@ -169,6 +267,8 @@ fn append_all(broker: &Node, request: ProduceRequest) -> (Vec<String>, Vec<Parti
                 index: data.index,
                 partition,
                 result,
+                epoch,
+                min_insync,
             });
         }
         topics.push(name);
@@ -192,7 +292,7 @@ fn append_one(
     partition: &Partition,
     records: Option<bytes::Bytes>,
     target: Option<Compression>,
-) -> Result<AppendInfo, i16> {
+) -> Result<(AppendInfo, LeaderEpoch), i16> {
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return Err(error_code::INVALID_RECORD);
     };
@@ -201,7 +301,7 @@ fn append_one(
         None => records,
         Some(codec) => recompressed(partition, &records, codec)?.freeze(),
     };
-    partition.append_as_leader(payload).map_err(|e| {
+    partition.append_as_leader_in_epoch(payload).map_err(|e| {
         let expected = matches!(
             e,
             ReplicaError::Log(LogError::Validation(_) | LogError::Producer(_))

@@ -84,6 +84,13 @@ pub enum ControllerOp {
     FenceBroker {
         node_id: NodeId,
     },
+    /// A leader asks for a new ISR (followers fell behind or caught up).
+    AlterPartition(super::isr_change::AlterPartitionRequest),
+    /// A broker stopping on purpose: its leaderships move now, before it exits.
+    ControlledShutdown {
+        node_id: NodeId,
+        incarnation_id: uuid::Uuid,
+    },
     /// A new cluster's first records (its id, the producer-id counter), or the import of an older version's
     /// single-node metadata file; written only if the cluster has no id yet.
     Bootstrap {
@@ -442,6 +449,18 @@ impl Node {
                 incarnation_id,
             } => self.heartbeat_records(image, node_id, incarnation_id)?,
             ControllerOp::FenceBroker { node_id } => Some(self.fence_records(image, node_id)),
+            ControllerOp::AlterPartition(request) => {
+                super::isr_change::altered_partition(image, &request)
+                    .map_err(|e| TopicError::InvalidRequest(e.to_string()))?
+                    .map(|record| {
+                        tracing::info!(topic_id = %request.topic_id, partition = request.partition, isr = ?record.isr, "ISR changed");
+                        vec![MetadataRecord::Partition(record)]
+                    })
+            }
+            ControllerOp::ControlledShutdown {
+                node_id,
+                incarnation_id,
+            } => Some(self.controlled_shutdown_records(image, node_id, incarnation_id)?),
             ControllerOp::Bootstrap { records } => image.cluster_id().is_none().then_some(records),
             ControllerOp::AllocateProducerIds { .. } => None,
         };
@@ -610,7 +629,7 @@ impl Node {
 }
 
 /// A request's own replica assignments: every partition with the same number of distinct, registered and
-/// unfenced brokers. Until replication exists (the next issue) each partition has one replica.
+/// unfenced brokers.
 fn check_assignments(image: &MetadataImage, assignments: &[Vec<NodeId>]) -> Result<(), TopicError> {
     let invalid = |m: String| Err(TopicError::InvalidReplicaAssignment(m));
     let Some(first) = assignments.first() else {
@@ -638,12 +657,6 @@ fn check_assignments(image: &MetadataImage, assignments: &[Vec<NodeId>]) -> Resu
                 missing.0
             ));
         }
-    }
-    if first.len() > 1 {
-        return Err(TopicError::InvalidReplicationFactor(format!(
-            "replication factor {}: replication between brokers is not implemented yet; use 1",
-            first.len()
-        )));
     }
     Ok(())
 }

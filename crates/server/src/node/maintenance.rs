@@ -6,7 +6,9 @@
 //! - expiry of committed offsets and the rewrite of outgrown `__consumer_offsets` partitions
 //!   (`offsets.retention.check.interval.ms`);
 //! - the broker's heartbeat to the controller (`broker.heartbeat.interval.ms`), and on the active controller
-//!   the fencing of brokers whose session expired (checked every 500 ms).
+//!   the fencing of brokers whose session expired (checked every 500 ms);
+//! - on leaders, the ISR check (every 500 ms, or half `replica.lag.time.max.ms` if that is shorter):
+//!   lagging followers out, caught-up followers in, through the controller.
 
 use super::Node;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+const ISR_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Starts the loops; they stop when `shutdown` flips to true.
 pub fn spawn(
@@ -62,6 +65,13 @@ pub fn spawn(
             SESSION_CHECK_INTERVAL,
             "broker sessions",
             Node::check_broker_sessions,
+        ),
+        every(
+            broker,
+            shutdown.clone(),
+            ms(broker.config.replication.lag_time_max_ms / 2).min(ISR_CHECK_INTERVAL),
+            "ISR check",
+            Node::check_isr,
         ),
         every(
             broker,

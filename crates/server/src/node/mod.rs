@@ -18,6 +18,7 @@ mod applied_log;
 mod controller;
 mod describe_quorum;
 mod forward;
+mod isr_change;
 mod lifecycle;
 pub mod log_dir_lock;
 pub mod maintenance;
@@ -106,6 +107,15 @@ pub struct Metrics {
     /// with sendfile(2), and their bytes.
     pub fetch_down_conversions: AtomicU64,
     pub fetch_down_converted_bytes: AtomicU64,
+    /// On the active controller: leaders elected outside the ISR (`unclean.leader.election.enable`).
+    pub unclean_leader_elections: AtomicU64,
+    /// acks=all produces answered NOT_ENOUGH_REPLICAS (before appending) or ..._AFTER_APPEND.
+    pub produce_not_enough_replicas: AtomicU64,
+    /// Record bytes followers appended from their leaders.
+    pub replica_fetched_bytes: AtomicU64,
+    /// ISR changes this node (as leader) asked for and the controller accepted, shrinks and expansions.
+    pub isr_shrinks: AtomicU64,
+    pub isr_expands: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -140,6 +150,10 @@ pub struct Node {
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     /// The group coordinator, on a node with the broker role.
     groups: OnceLock<GroupCoordinator>,
+    /// The fetchers that replicate the partitions this node follows (set once, right after the node is made).
+    fetchers: OnceLock<crate::replica_fetcher::ReplicaFetchers>,
+    /// Set once a controlled shutdown began: heartbeats stop, so nothing unfences this broker again.
+    shutting_down: std::sync::atomic::AtomicBool,
     /// Set once the start has caught up with the metadata log: the coordinator loads its partitions only from
     /// then on, so groups are restored against the current topics, not a half-replayed image.
     caught_up: std::sync::atomic::AtomicBool,
@@ -192,9 +206,15 @@ impl Node {
             writer: Mutex::new(()),
             topics: RwLock::new(HashMap::new()),
             groups: OnceLock::new(),
+            fetchers: OnceLock::new(),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
             caught_up: std::sync::atomic::AtomicBool::new(false),
             _log_dir_locks: locks,
         });
+        let _ = node.fetchers.set(crate::replica_fetcher::ReplicaFetchers::new(
+            Arc::downgrade(&node),
+            tokio::runtime::Handle::try_current().ok(),
+        ));
         if node.config.quorum.broker {
             let context = CoordinatorContext {
                 config: node.config.clone(),
@@ -324,8 +344,16 @@ impl Node {
         self.replicas.partition(topic, index)
     }
 
+    /// The replica fetchers of this node.
+    pub fn fetchers(&self) -> Option<&crate::replica_fetcher::ReplicaFetchers> {
+        self.fetchers.get()
+    }
+
     /// Flushes and closes every log (the metadata log too) so the next start need not recover them.
     pub fn close(&self) {
+        if let Some(fetchers) = self.fetchers.get() {
+            fetchers.shutdown();
+        }
         self.replicas.close_all();
         if let Some(quorum) = self.quorum.get() {
             quorum.shutdown();

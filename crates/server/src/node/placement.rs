@@ -6,8 +6,6 @@
 //!   partition p: first replica (the leader) = brokers[(start + p) % n]
 //!                the others follow it, shifted by 1 + (p / n) % (n - 1), so leaders and followers spread
 //! ```
-//! Until replication exists (the next issue) a replication factor above 1 is refused: followers would not
-//! follow.
 
 use ferrite_metadata::MetadataImage;
 use ferrite_replication::NodeId;
@@ -32,11 +30,6 @@ pub fn place_replicas(
         return Err(format!(
             "replication factor {replication} is larger than the {n} live broker{}",
             if n == 1 { "" } else { "s" }
-        ));
-    }
-    if factor > 1 {
-        return Err(format!(
-            "replication factor {replication}: replication between brokers is not implemented yet; use 1"
         ));
     }
     let start = usize::try_from(seed % n as u64).unwrap_or(0);
@@ -120,9 +113,11 @@ mod tests {
             .unwrap_err()
             .contains("larger than the 2 live brokers"));
         assert!(place_replicas(&image, 0, 1, 0, 0).is_err());
-        assert!(place_replicas(&image, 0, 1, 2, 0)
-            .unwrap_err()
-            .contains("not implemented yet"));
+        let two = place_replicas(&image, 0, 4, 2, 0).unwrap();
+        assert!(
+            two.iter().all(|r| r.len() == 2 && r[0] != r[1]),
+            "two distinct replicas each: {two:?}"
+        );
         let empty = MetadataImage::default();
         assert!(place_replicas(&empty, 0, 1, 1, 0).is_err());
     }

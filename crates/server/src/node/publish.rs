@@ -49,6 +49,7 @@ fn role_of(record: &PartitionRecord, local: NodeId) -> Role {
     if record.leader == Some(local) {
         Role::Leader(LeaderState {
             epoch: record.leader_epoch,
+            replicas: record.replicas.clone(),
             isr: record.isr.clone(),
             partition_epoch: record.partition_epoch,
         })
@@ -186,7 +187,9 @@ impl Node {
             }
         }
         *self.topics.write().unwrap_or_else(|p| p.into_inner()) = views;
+        let fetching = fetch_directives(&changes, &image);
         let failed = self.replicas.apply(changes);
+        self.apply_fetch_directives(fetching);
         for (tp, e) in &failed {
             tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "applying a partition change failed");
         }
@@ -244,6 +247,25 @@ impl Node {
             .collect()
     }
 
+    /// Starts, moves or stops the replication of each partition whose role changed.
+    fn apply_fetch_directives(&self, directives: Vec<FetchDirective>) {
+        let Some(fetchers) = self.fetchers() else {
+            return;
+        };
+        let per_source = usize::try_from(self.config.replication.num_fetchers).unwrap_or(1);
+        for directive in directives {
+            match directive {
+                FetchDirective::Follow {
+                    tp,
+                    topic_id,
+                    leader,
+                    epoch,
+                } => fetchers.follow(tp, topic_id, leader, epoch, per_source),
+                FetchDirective::Stop(tp) => fetchers.unfollow(&tp),
+            }
+        }
+    }
+
     fn apply_group_configs(&self, delta: &MetadataDelta, image: &MetadataImage) {
         let Some(groups) = self.groups() else {
             return;
@@ -258,16 +280,24 @@ impl Node {
 
     /// Creates `__consumer_offsets` if it does not exist yet: at the start of a single node (which leads all
     /// of it), and in a cluster at the first FindCoordinator, as Kafka does, when the brokers are there to
-    /// spread its partitions over.
+    /// spread its partitions and replicas over.
     pub fn ensure_offsets_topic(&self) -> Result<(), TopicError> {
         if self.topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
         let overrides = crate::groups::offsets_topic_overrides();
+        // `offsets.topic.replication.factor`, or every broker when there are fewer (a small cluster, or one
+        // node).
+        let live = i16::try_from(self.image().live_brokers().count()).unwrap_or(i16::MAX);
+        let replication = self
+            .config
+            .replication
+            .offsets_topic_replication_factor
+            .min(live.max(1));
         match self.create_topic(
             OFFSETS_TOPIC,
             self.config.offsets_topic_num_partitions,
-            1,
+            replication,
             overrides,
         ) {
             Ok(_) | Err(TopicError::AlreadyExists(_)) => Ok(()),
@@ -310,6 +340,47 @@ impl Node {
             groups.unload_partition(index);
         }
     }
+}
+
+/// What the replica fetchers do about one partition change.
+enum FetchDirective {
+    Follow {
+        tp: TopicPartition,
+        topic_id: uuid::Uuid,
+        leader: NodeId,
+        epoch: ferrite_replication::LeaderEpoch,
+    },
+    Stop(TopicPartition),
+}
+
+/// A follower with a leader fetches from it; a leader, a leaderless follower or a removed replica fetches
+/// nothing.
+fn fetch_directives(changes: &[PartitionChange], image: &MetadataImage) -> Vec<FetchDirective> {
+    changes
+        .iter()
+        .filter_map(|change| match change {
+            PartitionChange::Replica {
+                tp,
+                role: Role::Follower(FollowerState {
+                    epoch,
+                    leader: Some(leader),
+                }),
+                ..
+            } => match image.topic(&tp.topic) {
+                Some(topic) => Some(FetchDirective::Follow {
+                    tp: tp.clone(),
+                    topic_id: topic.id,
+                    leader: *leader,
+                    epoch: *epoch,
+                }),
+                None => Some(FetchDirective::Stop(tp.clone())),
+            },
+            PartitionChange::Replica { tp, .. } | PartitionChange::Removed { tp, .. } => {
+                Some(FetchDirective::Stop(tp.clone()))
+            }
+            PartitionChange::Config { .. } => None,
+        })
+        .collect()
 }
 
 /// Every topic's view: its own configs over the live topic defaults. A stored override this version cannot
