@@ -33,8 +33,8 @@ pub enum ReplicaError {
     StaleRole {
         topic: String,
         partition: i32,
-        from: crate::Role,
-        to: crate::Role,
+        from: Box<crate::Role>,
+        to: Box<crate::Role>,
     },
     /// NOT_LEADER_OR_FOLLOWER, to a replica: a follower's operation (a replica append, a truncation) on a
     /// replica that no longer follows, or a fetch from a node that is not a replica of the partition.

@@ -143,7 +143,11 @@ mod tests {
         assert_eq!((info.first_offset, info.last_offset), (0, 2));
         assert_eq!(follower_replica.latest_epoch(), Some(LeaderEpoch(1)));
         follower_replica.update_follower_high_watermark(Offset(10));
-        assert_eq!(follower_replica.high_watermark(), Offset(3), "capped at its log end");
+        assert_eq!(
+            follower_replica.high_watermark(),
+            Offset(3),
+            "capped at its log end"
+        );
         follower_replica.truncate_to(Offset(1)).unwrap();
         assert_eq!(follower_replica.log_end_offset(), Offset(1));
         assert_eq!(follower_replica.high_watermark(), Offset(1));

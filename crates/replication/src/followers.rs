@@ -60,6 +60,18 @@ impl Followers {
         }
     }
 
+    /// Forgets where `node` was (it left the ISR): it must fetch again before it can rejoin, so a follower
+    /// that died is never proposed back on the strength of its last fetch.
+    pub fn forget(&mut self, node: NodeId, now: Instant) {
+        if let Some(p) = self.progress.get_mut(&node) {
+            *p = FollowerProgress {
+                log_end: None,
+                last_caught_up: now,
+                last_fetch: None,
+            };
+        }
+    }
+
     pub fn is_follower(&self, node: NodeId) -> bool {
         self.progress.contains_key(&node)
     }
@@ -109,19 +121,25 @@ impl Followers {
             .collect()
     }
 
-    /// Followers outside `isr` that may join it: they have the log up to the high watermark and up to where
-    /// this leader's epoch began (Kafka's rule: a follower that missed the start of the epoch could hold a
-    /// divergent tail it has not truncated yet).
+    /// Followers outside `isr` that may join it: they fetched within `max_lag` and have the log up to the
+    /// high watermark and up to where this leader's epoch began (Kafka's rule: a follower that missed the
+    /// start of the epoch could hold a divergent tail it has not truncated yet).
     pub fn ready_to_join(
         &self,
         isr: &[NodeId],
         high_watermark: Offset,
         epoch_start: Offset,
+        now: Instant,
+        max_lag: Duration,
     ) -> Vec<NodeId> {
         self.progress
             .iter()
             .filter(|(node, p)| {
+                let fetching = p
+                    .last_fetch
+                    .is_some_and(|(at, _)| now.saturating_duration_since(at) <= max_lag);
                 !isr.contains(node)
+                    && fetching
                     && p.log_end
                         .is_some_and(|end| end >= high_watermark && end >= epoch_start)
             })
@@ -142,7 +160,7 @@ pub fn proposed_isr(
     max_lag: Duration,
 ) -> Option<Vec<NodeId>> {
     let lagging = followers.lagging(isr, now, max_lag);
-    let joining = followers.ready_to_join(isr, high_watermark, epoch_start);
+    let joining = followers.ready_to_join(isr, high_watermark, epoch_start, now, max_lag);
     if lagging.is_empty() && joining.is_empty() {
         return None;
     }
@@ -194,25 +212,35 @@ mod tests {
         f.record_fetch(NodeId(2), Offset(50), Offset(50), secs(t0, 40));
         let isr = [NodeId(1), NodeId(2), NodeId(3)];
         assert_eq!(f.lagging(&isr, secs(t0, 40), LAG), vec![NodeId(3)]);
-        let shrunk = proposed_isr(
-            NodeId(1),
-            &isr,
-            &f,
-            Offset(5),
-            Offset(0),
-            secs(t0, 40),
-            LAG,
-        );
+        let shrunk = proposed_isr(NodeId(1), &isr, &f, Offset(5), Offset(0), secs(t0, 40), LAG);
         assert_eq!(shrunk, Some(vec![NodeId(1), NodeId(2)]));
         // Behind the high watermark it may not join; at it, it may.
         let isr = [NodeId(1), NodeId(2)];
         f.record_fetch(NodeId(3), Offset(20), Offset(50), secs(t0, 41));
-        assert!(f.ready_to_join(&isr, Offset(50), Offset(0)).is_empty());
-        f.record_fetch(NodeId(3), Offset(50), Offset(50), secs(t0, 42));
-        assert_eq!(f.ready_to_join(&isr, Offset(50), Offset(0)), vec![NodeId(3)]);
+        let now = secs(t0, 42);
+        assert!(f
+            .ready_to_join(&isr, Offset(50), Offset(0), now, LAG)
+            .is_empty());
+        f.record_fetch(NodeId(3), Offset(50), Offset(50), now);
+        assert_eq!(
+            f.ready_to_join(&isr, Offset(50), Offset(0), now, LAG),
+            vec![NodeId(3)]
+        );
         assert!(
-            f.ready_to_join(&isr, Offset(50), Offset(60)).is_empty(),
+            f.ready_to_join(&isr, Offset(50), Offset(60), now, LAG)
+                .is_empty(),
             "not before the epoch's start"
+        );
+        assert!(
+            f.ready_to_join(&isr, Offset(50), Offset(0), secs(t0, 80), LAG)
+                .is_empty(),
+            "not once it stopped fetching"
+        );
+        f.forget(NodeId(3), now);
+        assert!(
+            f.ready_to_join(&isr, Offset(50), Offset(0), now, LAG)
+                .is_empty(),
+            "not on the strength of a fetch from before it left"
         );
     }
 
@@ -229,15 +257,7 @@ mod tests {
             vec![NodeId(2)]
         );
         assert_eq!(
-            proposed_isr(
-                NodeId(1),
-                &[NodeId(1)],
-                &f,
-                Offset(0),
-                Offset(0),
-                t0,
-                LAG
-            ),
+            proposed_isr(NodeId(1), &[NodeId(1)], &f, Offset(0), Offset(0), t0, LAG),
             None,
             "an unknown follower does not join"
         );

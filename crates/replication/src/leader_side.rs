@@ -62,6 +62,9 @@ impl Partition {
         match current {
             Role::Leader(old) if old.epoch == leader.epoch => {
                 leadership.followers.retain_replicas(&followers, now);
+                for left in old.isr.iter().filter(|n| !leader.isr.contains(n)) {
+                    leadership.followers.forget(*left, now);
+                }
                 if old.partition_epoch != leader.partition_epoch {
                     // The controller decided (our proposal or another change): propose again from here.
                     leadership.pending_isr = None;
@@ -257,7 +260,10 @@ mod tests {
         assert_eq!(p.ack_status(end, LeaderEpoch(1), 2), AckStatus::Committed);
         assert!(p.read(0, 1 << 20, true).unwrap().0.next_offset == 1);
         // A follower reads past the high watermark.
-        assert_eq!(p.read_for_follower(0, 1 << 20, true).unwrap().0.next_offset, 2);
+        assert_eq!(
+            p.read_for_follower(0, 1 << 20, true).unwrap().0.next_offset,
+            2
+        );
         assert!(matches!(
             p.record_follower_fetch(NodeId(7), Offset(0), now),
             Err(ReplicaError::NotFollower { .. })
@@ -274,7 +280,8 @@ mod tests {
         let lag = Duration::from_secs(30);
         assert_eq!(p.isr_proposal(t0, lag), None);
         let later = t0 + Duration::from_secs(31);
-        p.record_follower_fetch(NodeId(2), Offset(1), later).unwrap();
+        p.record_follower_fetch(NodeId(2), Offset(1), later)
+            .unwrap();
         let proposal = p.isr_proposal(later, lag).unwrap();
         assert_eq!(proposal.isr, vec![NodeId(1), NodeId(2)]);
         assert_eq!(
@@ -282,16 +289,24 @@ mod tests {
             (LeaderEpoch(1), 0)
         );
         assert_eq!(p.isr_proposal(later, lag), None, "one proposal in flight");
-        assert_eq!(p.high_watermark(), Offset(0), "node 3 still counts until the change commits");
+        assert_eq!(
+            p.high_watermark(),
+            Offset(0),
+            "node 3 still counts until the change commits"
+        );
         p.set_role(leader(1, 1, &[1, 2])).unwrap();
         assert_eq!(p.high_watermark(), Offset(1));
-        assert_eq!(p.ack_status(Offset(1), LeaderEpoch(1), 3), AckStatus::NotEnoughReplicasAfterAppend);
+        assert_eq!(
+            p.ack_status(Offset(1), LeaderEpoch(1), 3),
+            AckStatus::NotEnoughReplicasAfterAppend
+        );
     }
 
     #[test]
     fn a_joining_follower_counts_for_the_high_watermark_while_its_admission_is_pending() {
         let tmp = tempfile::tempdir().unwrap();
-        let log = PartitionLog::open(tmp.path(), LogConfig::default(), LogOptions::default()).unwrap();
+        let log =
+            PartitionLog::open(tmp.path(), LogConfig::default(), LogOptions::default()).unwrap();
         let p = Partition::new("t", 0, NodeId(1), log, leader(1, 0, &[1, 2])).unwrap();
         let t0 = Instant::now();
         p.append_as_leader(batch("a")).unwrap();
@@ -302,7 +317,11 @@ mod tests {
         assert_eq!(proposal.isr, vec![NodeId(1), NodeId(2), NodeId(3)]);
         p.append_as_leader(batch("b")).unwrap();
         p.record_follower_fetch(NodeId(2), Offset(2), t0).unwrap();
-        assert_eq!(p.high_watermark(), Offset(1), "node 3 may be in the ISR already: wait for it");
+        assert_eq!(
+            p.high_watermark(),
+            Offset(1),
+            "node 3 may be in the ISR already: wait for it"
+        );
         p.record_follower_fetch(NodeId(3), Offset(2), t0).unwrap();
         assert_eq!(p.high_watermark(), Offset(2));
     }

@@ -115,8 +115,8 @@ impl Partition {
             return Err(ReplicaError::StaleRole {
                 topic: self.topic.clone(),
                 partition: self.index,
-                from: role.clone(),
-                to: next,
+                from: Box::new(role.clone()),
+                to: Box::new(next),
             });
         }
         if let Role::Leader(leader) = &next {
@@ -197,7 +197,8 @@ impl Partition {
     /// Appends a producer's batches as the leader, stamping the current leader epoch into them. Does not wait
     /// for anything: see [`Partition::wait_acknowledged`].
     pub fn append_as_leader(&self, payload: Bytes) -> Result<AppendInfo, ReplicaError> {
-        self.append_as_leader_in_epoch(payload).map(|(info, _)| info)
+        self.append_as_leader_in_epoch(payload)
+            .map(|(info, _)| info)
     }
 
     /// [`Partition::append_as_leader`], also returning the leader epoch the records were appended in (what an
@@ -439,7 +440,6 @@ mod tests {
         )
         .unwrap()
     }
-
 
     #[test]
     fn one_replica_high_watermark_is_the_log_end_or_the_synced_offset() {

@@ -1,7 +1,7 @@
 //! Several `ferrite` processes sharing one metadata quorum, healthy: combined nodes (broker and controller)
 //! and split roles (controller-only voters, broker-only observers). Topics created through any broker are
 //! forwarded to the active controller and appear on every broker; replication-factor-1 partitions are striped
-//! over the brokers (a higher replication factor is refused for now), and a broker that does not lead a
+//! over the brokers (a factor above the broker count is refused), and a broker that does not lead a
 //! partition refuses its produce and fetch; rdkafka producers and consumer groups find the leaders and the
 //! group coordinator by themselves; every node exits cleanly on SIGTERM. Faults (kill -9, SIGSTOP, quorum
 //! loss) are in cluster_faults.rs.
@@ -14,7 +14,7 @@ use common::cluster::{
     INVALID_REPLICATION_FACTOR, NONE, NOT_LEADER_OR_FOLLOWER, REQUEST_TIMEOUT,
 };
 use common::topic;
-use kafka_protocol::messages::{ApiKey, TopicName};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -166,73 +166,16 @@ fn assert_only_leaders_serve(cluster: &Cluster, t: &str, view: &MetadataView) {
     }
 }
 
-/// Produce (v9, acks=1) of one record to `topic`-`partition` through broker `id`: the partition's error
-/// code. Unlike a client library, it does not go to the leader by itself.
 fn produce_one(cluster: &Cluster, id: i32, topic: &str, partition: i32) -> io::Result<i16> {
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let record = ferrite_log::batch_builder::RecordSpec {
-        key: Some(b"raw"),
-        value: Some(b"raw produce"),
-        headers: vec![],
-        timestamp: now_ms,
-    };
-    let mut records = bytes::BytesMut::new();
-    ferrite_log::batch_builder::encode_batch(&mut records, &[record], -1, None);
-    let mut data = PartitionProduceData::default();
-    data.index = partition;
-    data.records = Some(records.freeze());
-    let mut t = TopicProduceData::default();
-    t.name = TopicName(StrBytes::from_string(topic.to_string()));
-    t.partition_data = vec![data];
-    let mut req = ProduceRequest::default();
-    req.acks = 1;
-    req.timeout_ms = 5000;
-    req.topic_data = vec![t];
-    let r: ProduceResponse = request(
-        cluster.node(id).addr(),
-        ApiKey::Produce,
-        9,
-        &req,
-        REQUEST_TIMEOUT,
-    )?;
-    r.responses
-        .first()
-        .and_then(|t| t.partition_responses.first())
-        .map(|p| p.error_code)
-        .ok_or_else(|| io::Error::other("Produce answered no partition"))
+    cluster.produce_raw(id, topic, partition, 1)
 }
 
 /// Fetch (v12) of `topic`-`partition` from offset 0 through broker `id`, without waiting: the partition's
 /// error code.
 fn fetch_error(cluster: &Cluster, id: i32, topic: &str, partition: i32) -> io::Result<i16> {
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use kafka_protocol::messages::{FetchRequest, FetchResponse};
-    let mut p = FetchPartition::default();
-    p.partition = partition;
-    p.partition_max_bytes = 1 << 20;
-    let mut t = FetchTopic::default();
-    t.topic = TopicName(StrBytes::from_string(topic.to_string()));
-    t.partitions = vec![p];
-    let mut req = FetchRequest::default();
-    req.max_bytes = 1 << 20;
-    req.topics = vec![t];
-    let r: FetchResponse = request(
-        cluster.node(id).addr(),
-        ApiKey::Fetch,
-        12,
-        &req,
-        REQUEST_TIMEOUT,
-    )?;
-    r.responses
-        .first()
-        .and_then(|t| t.partitions.first())
-        .map(|p| p.error_code)
-        .ok_or_else(|| io::Error::other("Fetch answered no partition"))
+    cluster
+        .fetch_raw(id, topic, partition)
+        .map(|(code, _)| code)
 }
 
 /// FindCoordinator (v3) of a group through broker `id`: (error code, coordinator id, its `host:port`).
@@ -302,9 +245,19 @@ fn three_combined_nodes_share_topics_and_serve_clients() {
     }
     assert_only_leaders_serve(&cluster, &t, &views[0]);
 
-    // Replication factor above 1 is refused until partitions replicate (change this when they do).
-    let (code, message) = cluster.create_topic(through, &topic("rf3"), 1, 3).unwrap();
+    // A replication factor up to the broker count is accepted, one above it refused.
+    let (code, message) = cluster.create_topic(through, &topic("rf4"), 1, 4).unwrap();
     assert_eq!(code, INVALID_REPLICATION_FACTOR, "{message}");
+    let rf3 = topic("rf3");
+    let (code, message) = cluster.create_topic(through, &rf3, 2, 3).unwrap();
+    assert_eq!(code, NONE, "{message}");
+    cluster.wait_for_topic(&rf3, 2, PROPAGATION_TIMEOUT);
+    for p in cluster.metadata(through).unwrap().partitions(&rf3).unwrap() {
+        let mut replicas = p.replicas.clone();
+        replicas.sort();
+        assert_eq!(replicas, vec![1, 2, 3], "{p:?}");
+        assert_eq!(p.replicas[0], p.leader, "the first replica leads: {p:?}");
+    }
 
     // A fresh topic for the clients, so that what they read is only what they wrote.
     let t2 = topic("clients");

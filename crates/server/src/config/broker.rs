@@ -562,9 +562,10 @@ impl BrokerConfig {
                 dirs.join(",")
             }
             "num.partitions" => self.num_partitions.to_string(),
-            "offsets.topic.replication.factor" => {
-                self.replication.offsets_topic_replication_factor.to_string()
-            }
+            "offsets.topic.replication.factor" => self
+                .replication
+                .offsets_topic_replication_factor
+                .to_string(),
             "replica.lag.time.max.ms" => self.replication.lag_time_max_ms.to_string(),
             "num.replica.fetchers" => self.replication.num_fetchers.to_string(),
             "replica.fetch.max.bytes" => self.replication.fetch_max_bytes.to_string(),

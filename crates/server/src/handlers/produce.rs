@@ -227,9 +227,9 @@ fn append_all(broker: &Node, request: ProduceRequest) -> (Vec<String>, Vec<Parti
         let target_codec = topic_state
             .as_ref()
             .and_then(|t| topic_codec(t.effective.compression_type));
-        let min_insync = topic_state
-            .as_ref()
-            .map_or(1, |t| usize::try_from(t.effective.min_insync_replicas).unwrap_or(1));
+        let min_insync = topic_state.as_ref().map_or(1, |t| {
+            usize::try_from(t.effective.min_insync_replicas).unwrap_or(1)
+        });
         for data in topic.partition_data {
             let leader = broker
                 .replicas

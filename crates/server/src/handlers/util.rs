@@ -132,9 +132,7 @@ pub fn replica_error_code(e: &ReplicaError) -> i16 {
         ReplicaError::UnknownTopicOrPartition { .. } => error_code::UNKNOWN_TOPIC_OR_PARTITION,
         ReplicaError::NotLeader { .. }
         | ReplicaError::StaleRole { .. }
-        | ReplicaError::NotFollower { .. } => {
-            error_code::NOT_LEADER_OR_FOLLOWER
-        }
+        | ReplicaError::NotFollower { .. } => error_code::NOT_LEADER_OR_FOLLOWER,
         ReplicaError::FencedLeaderEpoch { .. } => error_code::FENCED_LEADER_EPOCH,
         ReplicaError::NotCommitted { .. } => error_code::REQUEST_TIMED_OUT,
         ReplicaError::UnknownLeaderEpoch { .. } => error_code::UNKNOWN_LEADER_EPOCH,

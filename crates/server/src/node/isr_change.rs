@@ -35,7 +35,10 @@ pub struct AlterPartitionRequest {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AlterPartitionError {
     #[error("no partition {partition} of topic id {topic_id}")]
-    UnknownPartition { topic_id: uuid::Uuid, partition: i32 },
+    UnknownPartition {
+        topic_id: uuid::Uuid,
+        partition: i32,
+    },
     #[error("node {leader} in epoch {epoch} is not the partition's current leader")]
     FencedLeaderEpoch { leader: i32, epoch: i32 },
     #[error("partition epoch {requested} is not the current {current}")]
@@ -196,7 +199,12 @@ mod tests {
         MetadataImage::from_records(&records).unwrap()
     }
 
-    fn request(leader: i32, epoch: i32, partition_epoch: i32, isr: &[i32]) -> AlterPartitionRequest {
+    fn request(
+        leader: i32,
+        epoch: i32,
+        partition_epoch: i32,
+        isr: &[i32],
+    ) -> AlterPartitionRequest {
         AlterPartitionRequest {
             topic_id: TOPIC,
             partition: 0,
@@ -213,7 +221,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(next.isr, vec![NodeId(1), NodeId(2), NodeId(3)]);
-        assert_eq!((next.partition_epoch, next.leader_epoch), (8, LeaderEpoch(4)));
+        assert_eq!(
+            (next.partition_epoch, next.leader_epoch),
+            (8, LeaderEpoch(4))
+        );
         let shrunk = altered_partition(&image(&[]), &request(1, 4, 7, &[1]))
             .unwrap()
             .unwrap();

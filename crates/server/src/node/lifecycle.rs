@@ -18,6 +18,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// How long a controlled shutdown waits for the controller (Kafka retries 3 times, 5 s apart); after that the
+/// broker stops anyway and its session expiring moves its leaderships.
+const CONTROLLED_SHUTDOWN_PATIENCE: Duration = Duration::from_secs(10);
+
 /// When the active controller last heard from each broker.
 #[derive(Debug, Default)]
 pub struct BrokerLiveness {
@@ -267,7 +271,10 @@ impl Node {
             }
         }
         self.liveness().shutting_down.insert(node, incarnation);
-        tracing::info!(node = node.0, "controlled shutdown: moving the broker's leaderships");
+        tracing::info!(
+            node = node.0,
+            "controlled shutdown: moving the broker's leaderships"
+        );
         Ok(self.fence_records(image, node))
     }
 
@@ -336,7 +343,7 @@ impl Node {
             node_id: local,
             incarnation_id: self.incarnation,
         };
-        match self.execute_within(op, Duration::from_secs(30)) {
+        match self.execute_within(op, CONTROLLED_SHUTDOWN_PATIENCE) {
             Ok(_) => {
                 let still_leading = self
                     .image()
@@ -454,18 +461,22 @@ mod tests {
         assert_eq!((p.leader, count), (None, 0));
         let (unclean, count) = partitions_after_fence(&shrunk, NodeId(1), &|t| t == "t");
         let p = unclean.iter().find(|p| p.partition == 2).unwrap();
-        assert_eq!((p.leader, p.isr.clone(), count), (Some(NodeId(2)), vec![NodeId(2)], 1));
+        assert_eq!(
+            (p.leader, p.isr.clone(), count),
+            (Some(NodeId(2)), vec![NodeId(2)], 1)
+        );
         assert_eq!(p.topic_id, topic_id);
     }
 
     #[test]
     fn unfencing_gives_leaderless_partitions_their_broker_back() {
         let fenced = image(&[1]);
-        let records: Vec<MetadataRecord> = partitions_after_fence(&image(&[]), NodeId(1), &|_| false)
-            .0
-            .into_iter()
-            .map(MetadataRecord::Partition)
-            .collect();
+        let records: Vec<MetadataRecord> =
+            partitions_after_fence(&image(&[]), NodeId(1), &|_| false)
+                .0
+                .into_iter()
+                .map(MetadataRecord::Partition)
+                .collect();
         let (after, _) = fenced.apply_all(&records).unwrap();
         let (back, _) = partitions_after_unfence(&after, NodeId(1), &|_| false);
         assert_eq!(back.len(), 1, "p0 only: p2 is led by 2 now");

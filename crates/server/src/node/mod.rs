@@ -211,10 +211,12 @@ impl Node {
             caught_up: std::sync::atomic::AtomicBool::new(false),
             _log_dir_locks: locks,
         });
-        let _ = node.fetchers.set(crate::replica_fetcher::ReplicaFetchers::new(
-            Arc::downgrade(&node),
-            tokio::runtime::Handle::try_current().ok(),
-        ));
+        let _ = node
+            .fetchers
+            .set(crate::replica_fetcher::ReplicaFetchers::new(
+                Arc::downgrade(&node),
+                tokio::runtime::Handle::try_current().ok(),
+            ));
         if node.config.quorum.broker {
             let context = CoordinatorContext {
                 config: node.config.clone(),

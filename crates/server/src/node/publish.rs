@@ -361,10 +361,11 @@ fn fetch_directives(changes: &[PartitionChange], image: &MetadataImage) -> Vec<F
         .filter_map(|change| match change {
             PartitionChange::Replica {
                 tp,
-                role: Role::Follower(FollowerState {
-                    epoch,
-                    leader: Some(leader),
-                }),
+                role:
+                    Role::Follower(FollowerState {
+                        epoch,
+                        leader: Some(leader),
+                    }),
                 ..
             } => match image.topic(&tp.topic) {
                 Some(topic) => Some(FetchDirective::Follow {

@@ -37,13 +37,14 @@ pub(super) async fn run(shared: Arc<FetcherShared>, node: Weak<Node>) {
     while !shared.is_stopped() {
         let Some(node) = node.upgrade() else { return };
         let settings = node.config.replication.clone();
-        let backoff = Duration::from_millis(u64::try_from(settings.fetch_backoff_ms).unwrap_or(1000));
+        let backoff =
+            Duration::from_millis(u64::try_from(settings.fetch_backoff_ms).unwrap_or(1000));
         let due = shared.due(Instant::now());
         if due.is_empty() {
             drop(node);
-            let wait = shared
-                .next_retry()
-                .map_or(Duration::from_secs(1), |at| at.saturating_duration_since(Instant::now()));
+            let wait = shared.next_retry().map_or(Duration::from_secs(1), |at| {
+                at.saturating_duration_since(Instant::now())
+            });
             let _ = tokio::time::timeout(wait, shared.changed.notified()).await;
             continue;
         }
@@ -112,7 +113,11 @@ async fn connect(node: &Node, shared: &FetcherShared) -> Result<LeaderConnection
 }
 
 /// The replica of `tp` if this node still follows it in `epoch`.
-fn follower_replica(node: &Node, tp: &TopicPartition, fetch: &PartitionFetch) -> Option<Arc<Partition>> {
+fn follower_replica(
+    node: &Node,
+    tp: &TopicPartition,
+    fetch: &PartitionFetch,
+) -> Option<Arc<Partition>> {
     let partition = node.replicas.partition(&tp.topic, tp.partition)?;
     (partition.check_follower().ok()? == fetch.epoch).then_some(partition)
 }
@@ -127,7 +132,10 @@ async fn truncate(
 ) -> Result<(), ConnectionError> {
     let mut asked: BTreeMap<String, Vec<OffsetForLeaderPartition>> = BTreeMap::new();
     let mut replicas = BTreeMap::new();
-    for (tp, fetch) in due.into_iter().filter(|(_, p)| p.state == FetchState::Truncating) {
+    for (tp, fetch) in due
+        .into_iter()
+        .filter(|(_, p)| p.state == FetchState::Truncating)
+    {
         let Some(partition) = follower_replica(node, &tp, &fetch) else {
             continue;
         };
@@ -268,9 +276,8 @@ async fn fetch(
     let image = node.image();
     let mut request = FetchRequest::default();
     request.replica_state.replica_id = BrokerId(node.node_id());
-    request.replica_state.replica_epoch = image
-        .broker(NodeId(node.node_id()))
-        .map_or(-1, |b| b.epoch);
+    request.replica_state.replica_epoch =
+        image.broker(NodeId(node.node_id())).map_or(-1, |b| b.epoch);
     request.max_wait_ms = settings.fetch_wait_max_ms;
     request.min_bytes = settings.fetch_min_bytes;
     request.max_bytes = settings.fetch_response_max_bytes;
@@ -286,7 +293,12 @@ async fn fetch(
         .collect();
     let wait = Duration::from_millis(u64::try_from(settings.fetch_wait_max_ms).unwrap_or(0));
     let response: FetchResponse = leader
-        .call(ApiKey::Fetch, FETCH_VERSION, &request, wait + ANSWER_TIMEOUT)
+        .call(
+            ApiKey::Fetch,
+            FETCH_VERSION,
+            &request,
+            wait + ANSWER_TIMEOUT,
+        )
         .await?;
     if response.error_code != error_code::NONE {
         return Err(ConnectionError::Protocol(format!(

@@ -189,7 +189,11 @@ impl ReplicaFetchers {
                     stopped: AtomicBool::new(false),
                 });
                 runtime.spawn(fetcher::run(Arc::clone(&shared), self.node.clone()));
-                tracing::info!(leader = leader.0, index = id.index, "replica fetcher started");
+                tracing::info!(
+                    leader = leader.0,
+                    index = id.index,
+                    "replica fetcher started"
+                );
                 fetchers.insert(id, Arc::clone(&shared));
                 shared
             }

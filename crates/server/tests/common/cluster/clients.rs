@@ -20,14 +20,27 @@ pub fn produce(
     partition: Option<i32>,
     keys: std::ops::Range<usize>,
 ) -> Vec<Result<(i32, i64), String>> {
+    produce_with(bootstrap, &[("acks", acks)], topic, partition, keys)
+}
+
+/// [`produce`] with these producer settings over the defaults (20 s message timeout, 5 ms linger).
+pub fn produce_with(
+    bootstrap: &str,
+    settings: &[(&str, &str)],
+    topic: &str,
+    partition: Option<i32>,
+    keys: std::ops::Range<usize>,
+) -> Vec<Result<(i32, i64), String>> {
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
+    let mut config = rdkafka::ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
-        .set("acks", acks)
         .set("message.timeout.ms", "20000")
-        .set("linger.ms", "5")
-        .create()
-        .unwrap();
+        .set("linger.ms", "5");
+    for (k, v) in settings {
+        config.set(*k, *v);
+    }
+    let producer: FutureProducer = config.create().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

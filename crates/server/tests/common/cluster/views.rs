@@ -288,6 +288,137 @@ impl Cluster {
         Ok((t.error_code, message))
     }
 
+    /// Produce (v9) of one record to `topic`-`partition` through broker `id` with `acks`: the partition's
+    /// error code. Unlike a client library, it does not go to the leader by itself, nor retry.
+    pub fn produce_raw(&self, id: i32, topic: &str, partition: i32, acks: i16) -> io::Result<i16> {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let record = ferrite_log::batch_builder::RecordSpec {
+            key: Some(b"raw"),
+            value: Some(b"raw produce"),
+            headers: vec![],
+            timestamp: now_ms,
+        };
+        let mut records = bytes::BytesMut::new();
+        ferrite_log::batch_builder::encode_batch(&mut records, &[record], -1, None);
+        let mut data = PartitionProduceData::default();
+        data.index = partition;
+        data.records = Some(records.freeze());
+        let mut t = TopicProduceData::default();
+        t.name = TopicName(StrBytes::from_string(topic.to_string()));
+        t.partition_data = vec![data];
+        let mut req = ProduceRequest::default();
+        req.acks = acks;
+        req.timeout_ms = 5000;
+        req.topic_data = vec![t];
+        let r: ProduceResponse = request(
+            self.client_addr(id),
+            ApiKey::Produce,
+            9,
+            &req,
+            REQUEST_TIMEOUT,
+        )?;
+        r.responses
+            .first()
+            .and_then(|t| t.partition_responses.first())
+            .map(|p| p.error_code)
+            .ok_or_else(|| io::Error::other("Produce answered no partition"))
+    }
+
+    /// Fetch (v12) of `topic`-`partition` from offset 0 through broker `id`, as a consumer, without waiting:
+    /// the partition's (error code, high watermark).
+    pub fn fetch_raw(&self, id: i32, topic: &str, partition: i32) -> io::Result<(i16, i64)> {
+        use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+        use kafka_protocol::messages::{FetchRequest, FetchResponse};
+        let mut p = FetchPartition::default();
+        p.partition = partition;
+        p.partition_max_bytes = 1 << 20;
+        let mut t = FetchTopic::default();
+        t.topic = TopicName(StrBytes::from_string(topic.to_string()));
+        t.partitions = vec![p];
+        let mut req = FetchRequest::default();
+        req.max_bytes = 1 << 20;
+        req.topics = vec![t];
+        let r: FetchResponse = request(
+            self.client_addr(id),
+            ApiKey::Fetch,
+            12,
+            &req,
+            REQUEST_TIMEOUT,
+        )?;
+        r.responses
+            .first()
+            .and_then(|t| t.partitions.first())
+            .map(|p| (p.error_code, p.high_watermark))
+            .ok_or_else(|| io::Error::other("Fetch answered no partition"))
+    }
+
+    /// CreateTopics (v7) of one topic with topic configs through broker `id`; panics unless it succeeds.
+    pub fn create_topic_with(
+        &self,
+        id: i32,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &[(&str, &str)],
+    ) {
+        use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+        let mut topic = CreatableTopic::default();
+        topic.name = TopicName(StrBytes::from_string(name.to_string()));
+        topic.num_partitions = partitions;
+        topic.replication_factor = replication_factor;
+        topic.configs = configs
+            .iter()
+            .map(|(k, v)| {
+                let mut c = CreatableTopicConfig::default();
+                c.name = StrBytes::from_string(k.to_string());
+                c.value = Some(StrBytes::from_string(v.to_string()));
+                c
+            })
+            .collect();
+        let mut req = CreateTopicsRequest::default();
+        req.topics = vec![topic];
+        req.timeout_ms = 30_000;
+        let r: CreateTopicsResponse = request(
+            self.client_addr(id),
+            ApiKey::CreateTopics,
+            7,
+            &req,
+            CREATE_TOPIC_TIMEOUT,
+        )
+        .unwrap();
+        let t = &r.topics[0];
+        assert_eq!(t.error_code, NONE, "create {name}: {:?}", t.error_message);
+    }
+
+    /// Waits until every partition of `topic` has `isr` in-sync replicas and a leader, as broker `id` says;
+    /// returns how long that took.
+    pub fn wait_for_isr(
+        &self,
+        id: i32,
+        topic: &str,
+        partitions: usize,
+        isr: usize,
+        timeout: Duration,
+    ) -> Duration {
+        self.wait_until(
+            timeout,
+            &format!("{topic}: {partitions} partitions with {isr} in sync"),
+            || {
+                self.metadata(id).is_ok_and(|view| {
+                    view.partitions(topic).is_some_and(|ps| {
+                        ps.len() == partitions
+                            && ps.iter().all(|p| p.leader >= 0 && p.isr.len() == isr)
+                    })
+                })
+            },
+        )
+    }
+
     /// Creates a topic through broker `id` and panics unless it succeeds.
     pub fn create_topic_ok(&self, id: i32, name: &str, partitions: i32) {
         let result = self.create_topic(id, name, partitions, 1);
