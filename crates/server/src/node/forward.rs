@@ -22,6 +22,8 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 /// How long one forwarded request may take on the wire (the controller's own wait is bounded by
 /// COMMIT_TIMEOUT).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(35);
+/// The least a forwarded request is given, however little patience its caller has left.
+const MIN_FORWARD_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// What one node asks the active controller.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,7 +146,13 @@ impl Node {
                 Some(id) if id == quorum.local() && quorum.is_voter() => {
                     Ok(self.answer_here(call.clone()))
                 }
-                Some(id) => self.forward(quorum, id, &call),
+                Some(id) => {
+                    // A controller that stopped answering (isolated, paused) holds this call no longer than
+                    // the caller's patience: a heartbeat must move on to the next controller in time.
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let timeout = FORWARD_TIMEOUT.min(remaining.max(MIN_FORWARD_TIMEOUT));
+                    self.forward(quorum, id, &call, timeout)
+                }
                 None => Err(TopicError::NotController(
                     "no active controller has been elected yet".into(),
                 )),
@@ -208,6 +216,7 @@ impl Node {
         quorum: &QuorumRuntime,
         voter: i32,
         call: &ControllerCall,
+        timeout: Duration,
     ) -> Result<ControllerReply, TopicError> {
         let mut peer = quorum.take_peer(voter).ok_or_else(|| {
             TopicError::NotController(format!("node {voter} is not a voter of the quorum"))
@@ -215,9 +224,7 @@ impl Node {
         let request = serde_json::to_value(call)
             .map(QuorumRequest::Controller)
             .map_err(|e| TopicError::Storage(format!("encoding a controller request: {e}")))?;
-        let answer = quorum
-            .handle()
-            .block_on(peer.call(&request, FORWARD_TIMEOUT));
+        let answer = quorum.handle().block_on(peer.call(&request, timeout));
         quorum.return_peer(voter, peer);
         match answer {
             Ok(QuorumResponse::Controller(value)) => serde_json::from_value(value).map_err(|e| {

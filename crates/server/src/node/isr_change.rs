@@ -110,6 +110,9 @@ pub fn altered_partition(
     Ok(Some(next))
 }
 
+/// How long a leader waits for the controller to take one ISR change; the next check asks again.
+const ALTER_PATIENCE: Duration = Duration::from_secs(5);
+
 /// The leader's side: a periodic check over the partitions this node leads.
 impl Node {
     /// Asks the controller for the ISR changes this node's leaderships need (followers that fell more than
@@ -140,7 +143,7 @@ impl Node {
                 partition_epoch: proposal.partition_epoch,
                 isr: proposal.isr.clone(),
             };
-            match self.execute(ControllerOp::AlterPartition(request)) {
+            match self.execute_within(ControllerOp::AlterPartition(request), ALTER_PATIENCE) {
                 Ok(_) => {
                     let counter = if proposal.isr.len() < before {
                         &self.metrics.isr_shrinks

@@ -29,8 +29,9 @@ pub struct BrokerLiveness {
     /// Brokers in a controlled shutdown, by the incarnation that asked: their heartbeats no longer unfence
     /// them (a new registration, the next start, does).
     shutting_down: HashMap<NodeId, uuid::Uuid>,
-    /// Whether this node led the quorum at the last check; a new term starts every session afresh.
-    leading: bool,
+    /// The term this node led the quorum in at the last check; leading in another term (even one won between
+    /// two checks) starts every session afresh, as the times heard in an older term say nothing now.
+    leading: Option<u64>,
 }
 
 impl BrokerLiveness {
@@ -43,20 +44,20 @@ impl BrokerLiveness {
         self.shutting_down.remove(&node);
     }
 
-    /// The live brokers whose session expired, given whether this node leads now. Brokers it has not heard
-    /// from since it took over are given a session from the first check.
+    /// The live brokers whose session expired, given the term this node leads in now (`None`: it does not
+    /// lead). Brokers it has not heard from since it took over are given a session from the first check.
     pub fn expired(
         &mut self,
-        leading: bool,
+        leading: Option<u64>,
         live: impl IntoIterator<Item = NodeId>,
         now: Instant,
         session: Duration,
     ) -> Vec<NodeId> {
-        if leading && !self.leading {
+        if leading.is_some() && leading != self.leading {
             self.last_seen.clear();
         }
         self.leading = leading;
-        if !leading {
+        if leading.is_none() {
             return vec![];
         }
         live.into_iter()
@@ -307,10 +308,18 @@ impl Node {
         {
             return;
         }
-        let sent = self.execute(ControllerOp::BrokerHeartbeat {
-            node_id: self.replicas.local_node(),
-            incarnation_id: self.incarnation,
-        });
+        // A third of the session: a heartbeat stuck on a controller that stopped answering gives way to the
+        // next one (sent to whichever controller is known then) well before the session runs out.
+        let patience = Duration::from_millis(
+            u64::try_from(self.config.quorum.broker_session_timeout_ms / 3).unwrap_or(3000),
+        );
+        let sent = self.execute_within(
+            ControllerOp::BrokerHeartbeat {
+                node_id: self.replicas.local_node(),
+                incarnation_id: self.incarnation,
+            },
+            patience,
+        );
         match sent {
             Ok(_) => {}
             Err(TopicError::InvalidRequest(reason)) => {
@@ -371,7 +380,7 @@ impl Node {
         );
         let image = self.image();
         let expired = self.liveness().expired(
-            quorum.is_leader(),
+            quorum.leader_term(),
             image.live_brokers().map(|b| b.node_id),
             Instant::now(),
             session,
@@ -491,23 +500,27 @@ mod tests {
         let session = Duration::from_secs(9);
         let t0 = Instant::now();
         let live = [NodeId(1), NodeId(2)];
-        assert!(liveness.expired(false, live, t0, session).is_empty());
-        assert!(liveness.expired(true, live, t0, session).is_empty());
+        assert!(liveness.expired(None, live, t0, session).is_empty());
+        assert!(liveness.expired(Some(1), live, t0, session).is_empty());
         liveness.heard_from(NodeId(1), t0 + Duration::from_secs(5));
         let later = t0 + Duration::from_secs(10);
         assert_eq!(
-            liveness.expired(true, live, later, session),
+            liveness.expired(Some(1), live, later, session),
             vec![NodeId(2)]
         );
         // Losing and regaining the leadership gives everyone a new session.
-        assert!(liveness.expired(false, live, later, session).is_empty());
-        assert!(liveness.expired(true, live, later, session).is_empty());
+        assert!(liveness.expired(None, live, later, session).is_empty());
+        assert!(liveness.expired(Some(2), live, later, session).is_empty());
         assert!(liveness
-            .expired(true, live, later + Duration::from_secs(8), session)
+            .expired(Some(2), live, later + Duration::from_secs(8), session)
             .is_empty());
         assert_eq!(
-            liveness.expired(true, live, later + Duration::from_secs(10), session),
+            liveness.expired(Some(2), live, later + Duration::from_secs(10), session),
             live.to_vec()
         );
+        // So does a new term won between two checks, without a check seeing the loss.
+        assert!(liveness
+            .expired(Some(3), live, later + Duration::from_secs(30), session)
+            .is_empty());
     }
 }

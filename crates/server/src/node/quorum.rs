@@ -294,6 +294,14 @@ impl QuorumRuntime {
         }
     }
 
+    /// The Raft term this node leads in, if it leads.
+    pub(super) fn leader_term(&self) -> Option<u64> {
+        let raft = self.raft.as_ref()?;
+        let metrics = raft.metrics().borrow().clone();
+        (metrics.current_leader == Some(u64::try_from(self.local).ok()?))
+            .then_some(metrics.current_term)
+    }
+
     pub(super) fn is_leader(&self) -> bool {
         self.raft.is_some() && self.leader() == Some(self.local)
     }

@@ -403,6 +403,11 @@ async fn apply_answer(
                         });
                     }
                 }
+                // The metadata made this replica something else while the fetch was out: the directive
+                // that follows takes it off this fetcher.
+                Err(ferrite_replication::ReplicaError::NotFollower { .. }) => {
+                    return Answer::Retry(error_code::NOT_LEADER_OR_FOLLOWER)
+                }
                 Err(e) => {
                     tracing::warn!(topic = %partition.topic(), partition = partition.index(), error = %e, "appending fetched records failed; truncating again");
                     return Answer::Diverged;

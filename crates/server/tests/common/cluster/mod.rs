@@ -17,6 +17,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 mod clients;
+mod netns;
 mod views;
 
 #[allow(unused_imports)]
@@ -77,6 +78,9 @@ impl Role {
 pub struct ClusterSpec {
     pub roles: Vec<Role>,
     pub overrides: Vec<(String, String)>,
+    /// Each node in its own network namespace with its own address (see `netns.rs`), so that the test can
+    /// partition the network between nodes; otherwise every node is on loopback.
+    pub namespaces: bool,
 }
 
 impl ClusterSpec {
@@ -85,6 +89,7 @@ impl ClusterSpec {
         ClusterSpec {
             roles: vec![Role::Combined; n],
             overrides: vec![],
+            namespaces: false,
         }
     }
 
@@ -95,7 +100,14 @@ impl ClusterSpec {
         ClusterSpec {
             roles,
             overrides: vec![],
+            namespaces: false,
         }
+    }
+
+    /// Every node in its own network namespace (needs root and iproute2).
+    pub fn in_namespaces(mut self) -> ClusterSpec {
+        self.namespaces = true;
+        self
     }
 
     /// A setting (Kafka name) for every node.
@@ -121,6 +133,8 @@ pub struct ClusterNode {
     /// The first stdout line of the process last spawned, from its reader thread.
     first_line: Option<mpsc::Receiver<String>>,
     paused: bool,
+    /// The network namespace the node runs in, if the cluster has its own network.
+    namespace: Option<String>,
 }
 
 impl ClusterNode {
@@ -164,7 +178,15 @@ impl ClusterNode {
             self.id
         )
         .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrite"));
+        // `ip netns exec` execs the broker in place: the child's pid is the broker's, for signals.
+        let mut cmd = match &self.namespace {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_ferrite")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_ferrite")),
+        };
         cmd.arg("--listeners")
             .arg(self.listeners())
             .arg("--log-dirs")
@@ -254,6 +276,8 @@ pub struct Cluster {
     pub nodes: Vec<ClusterNode>,
     voters: String,
     overrides: Vec<(String, String)>,
+    /// The cluster's own network, when its nodes run in namespaces (removed after the nodes are killed).
+    network: Option<netns::Network>,
     /// Kept (not deleted) when a test fails.
     tmp: Option<tempfile::TempDir>,
 }
@@ -268,6 +292,11 @@ impl Cluster {
     /// Spawns every node, then waits for each one's start line.
     pub fn start(spec: ClusterSpec) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
+        let network = spec.namespaces.then(|| {
+            netns::Network::create(spec.roles.len()).unwrap_or_else(|e| {
+                panic!("cannot make the test's network namespaces (root and iproute2 needed): {e}")
+            })
+        });
         let mut held = vec![];
         let mut port = || {
             let listener = free_port();
@@ -280,17 +309,31 @@ impl Cluster {
             let id = i as i32 + 1;
             let dir = tmp.path().join(format!("node-{id}"));
             std::fs::create_dir_all(dir.join("data")).unwrap();
+            // In its own namespace a node has its own address and the same ports as every other node.
+            let (client_addr, controller_addr) = match &network {
+                Some(net) => (
+                    role.is_broker()
+                        .then(|| format!("{}:9092", net.node_ip(id))),
+                    role.is_controller()
+                        .then(|| format!("{}:9093", net.node_ip(id))),
+                ),
+                None => (
+                    role.is_broker().then(&mut port),
+                    role.is_controller().then(&mut port),
+                ),
+            };
             nodes.push(ClusterNode {
                 id,
                 role: *role,
-                client_addr: role.is_broker().then(&mut port),
-                controller_addr: role.is_controller().then(&mut port),
+                client_addr,
+                controller_addr,
                 data_dir: dir.join("data"),
                 start_line: String::new(),
                 log_path: dir.join("node.log"),
                 child: None,
                 first_line: None,
                 paused: false,
+                namespace: network.as_ref().map(|n| n.namespace(id).to_string()),
             });
         }
         drop(held);
@@ -302,6 +345,7 @@ impl Cluster {
             nodes,
             voters: voters.join(","),
             overrides: spec.overrides,
+            network,
             tmp: Some(tmp),
         };
         let started = Instant::now();
@@ -372,6 +416,23 @@ impl Cluster {
             .map(|id| self.node(id).addr())
             .collect();
         addrs.join(",")
+    }
+
+    /// Cuts the network between the nodes of `a` and those of `b` (clients still reach both sides). Needs
+    /// a cluster started [`ClusterSpec::in_namespaces`].
+    pub fn partition(&mut self, a: &[i32], b: &[i32]) {
+        let network = self
+            .network
+            .as_mut()
+            .expect("a cluster with its own network");
+        network.partition(a, b).unwrap();
+    }
+
+    /// Removes every network partition.
+    pub fn heal(&mut self) {
+        if let Some(network) = self.network.as_mut() {
+            network.heal().unwrap();
+        }
     }
 
     /// SIGKILL, as a crash (also ends a paused node).
