@@ -203,10 +203,21 @@ pub fn create_topic(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> Result<(), Error> {
+    create_topic_replicated(addr, topic, partitions, 1, configs)
+}
+
+/// [`create_topic`] with `replication` replicas per partition.
+pub fn create_topic_replicated(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+    replication: i32,
+    configs: &[(&str, &str)],
+) -> Result<(), Error> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .create()?;
-    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
     for (k, v) in configs {
         new = new.set(k, v);
     }

@@ -11,6 +11,7 @@
 mod baseline;
 mod broker;
 mod chart;
+mod cluster;
 mod fetch_client;
 mod groups;
 mod load;
@@ -54,6 +55,10 @@ struct Args {
     /// `<out>/groups.md` and `<out>/groups.json`.
     #[arg(long)]
     groups: bool,
+    /// Run only the cluster figures (3 nodes on loopback: acks=all RF 3 against acks=1 RF 1, failover after
+    /// kill -9 of a leader, ISR shrink and expansion) and write `<out>/cluster.md` and `<out>/cluster.json`.
+    #[arg(long)]
+    cluster: bool,
 }
 
 struct Ctx {
@@ -112,6 +117,18 @@ fn run(args: Args) -> Result<(), Error> {
         std::fs::write(args.out.join("groups.md"), &table)?;
         std::fs::write(
             args.out.join("groups.json"),
+            serde_json::to_string_pretty(&figures)?,
+        )?;
+        return Ok(());
+    }
+    if args.cluster {
+        let figures = cluster::run(&bin, tmp.path(), args.quick, args.producers)?;
+        std::fs::create_dir_all(&args.out)?;
+        let table = figures.markdown();
+        println!("{table}");
+        std::fs::write(args.out.join("cluster.md"), &table)?;
+        std::fs::write(
+            args.out.join("cluster.json"),
             serde_json::to_string_pretty(&figures)?,
         )?;
         return Ok(());

@@ -515,3 +515,83 @@ fn a_rolling_restart_with_controlled_shutdown_costs_producers_nothing() {
     assert_exactly_once(&all, &read);
     assert_eq!(read.len(), all.len());
 }
+
+#[test]
+fn a_groups_committed_offsets_survive_the_death_of_its_coordinator() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::Message;
+    let mut cluster = Cluster::start(replicated(ClusterSpec::combined(3)));
+    cluster.wait_for_brokers(3);
+    let t = topic("commits");
+    let (code, message) = cluster.create_topic(1, &t, 1, 3).unwrap();
+    assert_eq!(code, NONE, "{message}");
+    cluster.wait_for_isr(1, &t, 1, 3, ISR_TIMEOUT);
+    acked(
+        produce_with(
+            &cluster.bootstrap_servers(),
+            SAFE_PRODUCER,
+            &t,
+            Some(0),
+            0..100,
+        ),
+        0,
+    );
+    let group = format!("{t}-group");
+    let consumer = |bootstrap: &str| -> BaseConsumer {
+        rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", &group)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .unwrap()
+    };
+    let first = consumer(&cluster.bootstrap_servers());
+    first.subscribe(&[&t]).unwrap();
+    let mut read = 0;
+    let deadline = Instant::now() + CONSUME_TIMEOUT;
+    while read < 60 && Instant::now() < deadline {
+        if let Some(Ok(m)) = first.poll(Duration::from_millis(100)) {
+            read += 1;
+            if read == 60 {
+                let mut position = rdkafka::TopicPartitionList::new();
+                position
+                    .add_partition_offset(&t, 0, rdkafka::Offset::Offset(m.offset() + 1))
+                    .unwrap();
+                first.commit(&position, CommitMode::Sync).unwrap();
+            }
+        }
+    }
+    assert_eq!(read, 60);
+    drop(first);
+
+    // The coordinator is the leader of the group's __consumer_offsets partition (3 partitions, 3 replicas).
+    let view = cluster.metadata(1).unwrap();
+    let offsets = view
+        .partition(
+            "__consumer_offsets",
+            ferrite_coordinator::offsets::partition_for_group(&group, 3),
+        )
+        .unwrap()
+        .clone();
+    assert_eq!(offsets.replicas.len(), 3, "{offsets:?}");
+    let coordinator = offsets.leader;
+    cluster.kill9(coordinator);
+    eprintln!("killed node {coordinator}, the group's coordinator");
+
+    let second = consumer(&cluster.bootstrap_servers());
+    second.subscribe(&[&t]).unwrap();
+    let mut offsets_read = vec![];
+    let deadline = Instant::now() + CONSUME_TIMEOUT;
+    while offsets_read.len() < 40 && Instant::now() < deadline {
+        if let Some(Ok(m)) = second.poll(Duration::from_millis(100)) {
+            offsets_read.push(m.offset());
+        }
+    }
+    assert_eq!(
+        offsets_read,
+        (60..100).collect::<Vec<i64>>(),
+        "the new coordinator resumed the group from its committed offset"
+    );
+}

@@ -104,8 +104,17 @@ impl LeaderConnection {
             .ok()
             .filter(|s| (4..=MAX_RESPONSE_BYTES).contains(s))
             .ok_or_else(|| ConnectionError::Protocol(format!("response size {size}")))?;
-        let mut body = BytesMut::zeroed(size);
-        self.stream.read_exact(&mut body).await?;
+        // Read into spare capacity: zeroing a buffer of up to replica.fetch.response.max.bytes first would
+        // cost as much as the copy itself.
+        let mut body = BytesMut::with_capacity(size);
+        while body.len() < size {
+            let mut limited = (&mut self.stream).take((size - body.len()) as u64);
+            if limited.read_buf(&mut body).await? == 0 {
+                return Err(ConnectionError::Io(
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ));
+            }
+        }
         let mut body = body.freeze();
         let answered = body.get_i32();
         if answered != correlation_id {
