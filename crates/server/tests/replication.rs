@@ -595,3 +595,104 @@ fn a_groups_committed_offsets_survive_the_death_of_its_coordinator() {
         "the new coordinator resumed the group from its committed offset"
     );
 }
+
+/// Kills and restarts the preferred leader of partition 0; returns it once it is back in every ISR (and
+/// no longer leads what it preferred).
+fn move_leadership_away(cluster: &mut Cluster, t: &str, partitions: usize) -> i32 {
+    let view = cluster.metadata(1).unwrap();
+    let preferred = view.partition(t, 0).unwrap().replicas[0];
+    cluster.kill9(preferred);
+    let other = (1..=3).find(|id| *id != preferred).unwrap();
+    cluster.wait_until(ISR_TIMEOUT, "partition 0 led by another broker", || {
+        cluster.metadata(other).is_ok_and(|v| {
+            v.partition(t, 0)
+                .is_some_and(|p| p.leader >= 0 && p.leader != preferred)
+        })
+    });
+    cluster.restart(preferred);
+    cluster.wait_for_isr(preferred, t, partitions, 3, ISR_TIMEOUT);
+    preferred
+}
+
+fn led_by_preferred(cluster: &Cluster, id: i32, t: &str) -> bool {
+    cluster.metadata(id).is_ok_and(|v| {
+        v.partitions(t)
+            .is_some_and(|ps| ps.iter().all(|p| p.leader == p.replicas[0]))
+    })
+}
+
+#[test]
+fn elect_leaders_gives_partitions_back_to_their_preferred_replicas() {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::{ApiKey, ElectLeadersRequest, ElectLeadersResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let spec = replicated(ClusterSpec::combined(3)).with("auto.leader.rebalance.enable", "false");
+    let mut cluster = Cluster::start(spec);
+    cluster.wait_for_brokers(3);
+    let t = topic("preferred");
+    let (code, message) = cluster.create_topic(1, &t, 3, 3).unwrap();
+    assert_eq!(code, NONE, "{message}");
+    cluster.wait_for_isr(1, &t, 3, 3, ISR_TIMEOUT);
+    let returned = move_leadership_away(&mut cluster, &t, 3);
+    assert!(
+        !led_by_preferred(&cluster, returned, &t),
+        "the leadership moved"
+    );
+
+    let mut tp = TopicPartitions::default();
+    tp.topic = TopicName(StrBytes::from_string(t.clone()));
+    tp.partitions = vec![0, 1, 2, 7];
+    let mut req = ElectLeadersRequest::default();
+    req.election_type = 0;
+    req.topic_partitions = Some(vec![tp]);
+    req.timeout_ms = 30_000;
+    let r: ElectLeadersResponse = common::cluster::request(
+        cluster.node(returned).addr(),
+        ApiKey::ElectLeaders,
+        2,
+        &req,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(r.error_code, NONE);
+    let codes: BTreeMap<i32, i16> = r.replica_election_results[0]
+        .partition_result
+        .iter()
+        .map(|p| (p.partition_id, p.error_code))
+        .collect();
+    assert_eq!(codes[&7], 3, "UNKNOWN_TOPIC_OR_PARTITION: {codes:?}");
+    assert!(
+        codes.values().any(|c| *c == NONE),
+        "an election ran: {codes:?}"
+    );
+    assert!(
+        codes.iter().all(|(p, c)| *p == 7 || *c == NONE || *c == 84),
+        "NONE or ELECTION_NOT_NEEDED: {codes:?}"
+    );
+    cluster.wait_until(
+        ISR_TIMEOUT,
+        "every partition led by its preferred replica",
+        || led_by_preferred(&cluster, returned, &t),
+    );
+}
+
+#[test]
+fn the_controller_rebalances_leadership_by_itself() {
+    let spec =
+        replicated(ClusterSpec::combined(3)).with("leader.imbalance.check.interval.seconds", "2");
+    let mut cluster = Cluster::start(spec);
+    cluster.wait_for_brokers(3);
+    let t = topic("rebalance");
+    let (code, message) = cluster.create_topic(1, &t, 3, 3).unwrap();
+    assert_eq!(code, NONE, "{message}");
+    cluster.wait_for_isr(1, &t, 3, 3, ISR_TIMEOUT);
+    let returned = move_leadership_away(&mut cluster, &t, 3);
+    let balanced = cluster.wait_until(
+        ISR_TIMEOUT,
+        "every partition led by its preferred replica",
+        || led_by_preferred(&cluster, returned, &t),
+    );
+    eprintln!(
+        "leadership back on the preferred replicas {balanced:?} after node {returned} rejoined"
+    );
+}

@@ -115,6 +115,12 @@ pub struct ReplicationConfig {
     pub fetch_backoff_ms: i32,
     /// `controlled.shutdown.enable`.
     pub controlled_shutdown_enable: bool,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_seconds: i64,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_per_broker_percentage: i32,
 }
 
 impl Default for ReplicationConfig {
@@ -129,6 +135,9 @@ impl Default for ReplicationConfig {
             fetch_min_bytes: 1,
             fetch_backoff_ms: 1000,
             controlled_shutdown_enable: true,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
         }
     }
 }
@@ -285,6 +294,17 @@ impl BrokerConfig {
             }
             "controlled.shutdown.enable" => {
                 self.replication.controlled_shutdown_enable = parse_setting(name, setting)?;
+            }
+            "auto.leader.rebalance.enable" => {
+                self.replication.auto_leader_rebalance_enable = parse_setting(name, setting)?;
+            }
+            "leader.imbalance.check.interval.seconds" => {
+                self.replication.leader_imbalance_check_interval_seconds =
+                    parse_setting(name, setting)?;
+            }
+            "leader.imbalance.per.broker.percentage" => {
+                self.replication.leader_imbalance_per_broker_percentage =
+                    parse_setting(name, setting)?;
             }
             "default.replication.factor" => {
                 self.default_replication_factor = parse_setting(name, setting)?;
@@ -576,6 +596,17 @@ impl BrokerConfig {
             "replica.fetch.min.bytes" => self.replication.fetch_min_bytes.to_string(),
             "replica.fetch.backoff.ms" => self.replication.fetch_backoff_ms.to_string(),
             "controlled.shutdown.enable" => self.replication.controlled_shutdown_enable.to_string(),
+            "auto.leader.rebalance.enable" => {
+                self.replication.auto_leader_rebalance_enable.to_string()
+            }
+            "leader.imbalance.check.interval.seconds" => self
+                .replication
+                .leader_imbalance_check_interval_seconds
+                .to_string(),
+            "leader.imbalance.per.broker.percentage" => self
+                .replication
+                .leader_imbalance_per_broker_percentage
+                .to_string(),
             "default.replication.factor" => self.default_replication_factor.to_string(),
             "auto.create.topics.enable" => self.auto_create_topics_enable.to_string(),
             "socket.request.max.bytes" => self.socket_request_max_bytes.to_string(),

@@ -132,6 +132,24 @@ pub(super) const BROKER_SETTINGS: &[BrokerSettingDef] = &[
         "How long a follower waits before fetching again after an error.",
     ),
     setting(
+        "auto.leader.rebalance.enable",
+        Kind::Bool,
+        Some("true"),
+        "The active controller moves leadership back to preferred replicas when a broker's share is off.",
+    ),
+    setting(
+        "leader.imbalance.check.interval.seconds",
+        Kind::Long { min: 1 },
+        Some("300"),
+        "How often the active controller checks the leadership balance.",
+    ),
+    setting(
+        "leader.imbalance.per.broker.percentage",
+        Kind::Int { min: 0 },
+        Some("10"),
+        "The share of a broker's preferred partitions led elsewhere above which they are moved back.",
+    ),
+    setting(
         "controlled.shutdown.enable",
         Kind::Bool,
         Some("true"),

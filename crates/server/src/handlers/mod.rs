@@ -20,6 +20,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 mod describe_quorum;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -81,6 +82,7 @@ fn blocking_handler(key: ApiKey) -> Option<BlockingHandler> {
         ApiKey::CreateTopics => create_topics::handle,
         ApiKey::DeleteTopics => delete_topics::handle,
         ApiKey::CreatePartitions => create_partitions::handle,
+        ApiKey::ElectLeaders => elect_leaders::handle,
         ApiKey::DescribeConfigs => describe_configs::handle,
         ApiKey::AlterConfigs => alter_configs::handle_alter,
         ApiKey::IncrementalAlterConfigs => alter_configs::handle_incremental,

@@ -86,6 +86,11 @@ pub enum ControllerOp {
     },
     /// A leader asks for a new ISR (followers fell behind or caught up).
     AlterPartition(super::isr_change::AlterPartitionRequest),
+    /// Preferred or unclean leader elections of these partitions (topic id, index), where they can happen.
+    ElectLeaders {
+        kind: super::leader_election::ElectionKind,
+        partitions: Vec<(uuid::Uuid, i32)>,
+    },
     /// A broker stopping on purpose: its leaderships move now, before it exits.
     ControlledShutdown {
         node_id: NodeId,
@@ -456,6 +461,9 @@ impl Node {
                         tracing::info!(topic_id = %request.topic_id, partition = request.partition, isr = ?record.isr, "ISR changed");
                         vec![MetadataRecord::Partition(record)]
                     })
+            }
+            ControllerOp::ElectLeaders { kind, partitions } => {
+                Some(self.election_records(image, kind, &partitions))
             }
             ControllerOp::ControlledShutdown {
                 node_id,

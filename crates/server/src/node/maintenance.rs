@@ -8,7 +8,8 @@
 //! - the broker's heartbeat to the controller (`broker.heartbeat.interval.ms`), and on the active controller
 //!   the fencing of brokers whose session expired (checked every 500 ms);
 //! - on leaders, the ISR check (every 500 ms, or half `replica.lag.time.max.ms` if that is shorter):
-//!   lagging followers out, caught-up followers in, through the controller.
+//!   lagging followers out, caught-up followers in, through the controller;
+//! - on the active controller, the leadership balance (`leader.imbalance.check.interval.seconds`).
 
 use super::Node;
 use std::sync::Arc;
@@ -72,6 +73,17 @@ pub fn spawn(
             ms(broker.config.replication.lag_time_max_ms / 2).min(ISR_CHECK_INTERVAL),
             "ISR check",
             Node::check_isr,
+        ),
+        every(
+            broker,
+            shutdown.clone(),
+            ms(broker
+                .config
+                .replication
+                .leader_imbalance_check_interval_seconds
+                .saturating_mul(1000)),
+            "leader balance",
+            Node::check_leader_balance,
         ),
         every(
             broker,

@@ -19,6 +19,7 @@ mod controller;
 mod describe_quorum;
 mod forward;
 mod isr_change;
+pub mod leader_election;
 mod lifecycle;
 pub mod log_dir_lock;
 pub mod maintenance;
