@@ -20,7 +20,9 @@ mod shared;
 
 pub use delta::MetadataDelta;
 pub use image::{Configs, ImageError, MetadataImage, TopicImage};
-pub use records::{BrokerRegistration, ConfigResource, MetadataRecord, PartitionRecord};
+pub use records::{
+    BrokerRegistration, ConfigResource, MetadataRecord, PartitionRecord, Reassignment,
+};
 pub use shared::SharedImage;
 
 #[cfg(test)]

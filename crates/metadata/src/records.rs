@@ -67,6 +67,18 @@ pub struct PartitionRecord {
     pub leader_epoch: LeaderEpoch,
     /// Bumped by every change of this partition's record.
     pub partition_epoch: i32,
+    /// A reassignment in progress (AlterPartitionReassignments): `replicas` holds the old and the new replicas
+    /// until every added one is in sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassignment: Option<Reassignment>,
+}
+
+/// Which of a partition's replicas a reassignment adds and which it will remove; the target is `replicas`
+/// without `removing`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignment {
+    pub adding: Vec<NodeId>,
+    pub removing: Vec<NodeId>,
 }
 
 /// What a config record is about, as Kafka's ConfigResource.

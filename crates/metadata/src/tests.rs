@@ -16,6 +16,7 @@ fn partition(topic_id: Uuid, partition: i32) -> MetadataRecord {
         leader: Some(NodeId(1)),
         leader_epoch: LeaderEpoch(0),
         partition_epoch: 0,
+        reassignment: None,
     })
 }
 

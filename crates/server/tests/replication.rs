@@ -696,3 +696,105 @@ fn the_controller_rebalances_leadership_by_itself() {
         "leadership back on the preferred replicas {balanced:?} after node {returned} rejoined"
     );
 }
+
+/// AlterPartitionReassignments (v0) of `topic`-0 to `replicas` through broker `id`: the partition's error.
+fn reassign(cluster: &Cluster, id: i32, t: &str, replicas: &[i32]) -> i16 {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
+        TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let mut p = ReassignablePartition::default();
+    p.partition_index = 0;
+    p.replicas = Some(replicas.iter().map(|r| BrokerId(*r)).collect());
+    let mut topic = ReassignableTopic::default();
+    topic.name = TopicName(StrBytes::from_string(t.to_string()));
+    topic.partitions = vec![p];
+    let mut req = AlterPartitionReassignmentsRequest::default();
+    req.timeout_ms = 30_000;
+    req.topics = vec![topic];
+    let r: AlterPartitionReassignmentsResponse = common::cluster::request(
+        cluster.node(id).addr(),
+        ApiKey::AlterPartitionReassignments,
+        0,
+        &req,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert_eq!(r.error_code, NONE);
+    r.responses[0].partitions[0].error_code
+}
+
+#[test]
+fn a_partition_moves_to_other_brokers_and_grows_without_losing_records() {
+    let mut cluster =
+        Cluster::start(replicated(ClusterSpec::combined(3)).with("min.insync.replicas", "1"));
+    cluster.wait_for_brokers(3);
+    let t = topic("moving");
+    let (code, message) = cluster.create_topic(1, &t, 1, 1).unwrap();
+    assert_eq!(code, NONE, "{message}");
+    cluster.wait_for_isr(1, &t, 1, 1, ISR_TIMEOUT);
+    let from = cluster
+        .metadata(1)
+        .unwrap()
+        .partition(&t, 0)
+        .unwrap()
+        .leader;
+    let to = (1..=3).find(|id| *id != from).unwrap();
+    let mut all = acked(
+        produce_with(
+            &cluster.bootstrap_servers(),
+            SAFE_PRODUCER,
+            &t,
+            Some(0),
+            0..200,
+        ),
+        0,
+    );
+
+    let asked = Instant::now();
+    assert_eq!(reassign(&cluster, to, &t, &[to]), NONE);
+    let moved = cluster.wait_until(ISR_TIMEOUT, "the partition on its new broker alone", || {
+        cluster.metadata(from).is_ok_and(|v| {
+            v.partition(&t, 0)
+                .is_some_and(|p| p.replicas == vec![to] && p.isr == vec![to] && p.leader == to)
+        })
+    });
+    eprintln!(
+        "{t}-0 moved from node {from} to node {to} {moved:?} after the request ({:?} in all)",
+        asked.elapsed()
+    );
+    let old_dir = cluster.node(from).data_dir.join(format!("{t}-0"));
+    cluster.wait_until(ISR_TIMEOUT, "the old replica's data removed", || {
+        !old_dir.exists()
+    });
+
+    // Grow it to three replicas, the old broker among them again.
+    let third = (1..=3).find(|id| *id != from && *id != to).unwrap();
+    assert_eq!(reassign(&cluster, from, &t, &[to, third, from]), NONE);
+    cluster.wait_for_isr(from, &t, 1, 3, ISR_TIMEOUT);
+    all.extend(acked(
+        produce_with(
+            &cluster.bootstrap_servers(),
+            SAFE_PRODUCER,
+            &t,
+            Some(0),
+            200..300,
+        ),
+        200,
+    ));
+    // The replicas that joined have everything: read it all through one of them as the leader.
+    cluster.kill9(to);
+    let read = consume_group(
+        &cluster.bootstrap_servers(),
+        &t,
+        &format!("{t}-g"),
+        all.len(),
+        CONSUME_TIMEOUT,
+    );
+    assert_exactly_once(&all, &read);
+    assert_eq!(read.len(), all.len());
+}

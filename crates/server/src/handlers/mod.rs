@@ -34,6 +34,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
+pub mod partition_reassignments;
 pub mod produce;
 pub mod sync_group;
 mod util;
@@ -83,6 +84,8 @@ fn blocking_handler(key: ApiKey) -> Option<BlockingHandler> {
         ApiKey::DeleteTopics => delete_topics::handle,
         ApiKey::CreatePartitions => create_partitions::handle,
         ApiKey::ElectLeaders => elect_leaders::handle,
+        ApiKey::AlterPartitionReassignments => partition_reassignments::handle_alter,
+        ApiKey::ListPartitionReassignments => partition_reassignments::handle_list,
         ApiKey::DescribeConfigs => describe_configs::handle,
         ApiKey::AlterConfigs => alter_configs::handle_alter,
         ApiKey::IncrementalAlterConfigs => alter_configs::handle_incremental,

@@ -91,6 +91,11 @@ pub enum ControllerOp {
         kind: super::leader_election::ElectionKind,
         partitions: Vec<(uuid::Uuid, i32)>,
     },
+    /// AlterPartitionReassignments: new replica lists (or cancellations) of partitions.
+    ReassignPartitions {
+        requests: Vec<super::reassignment::ReassignmentRequest>,
+        allow_replication_factor_change: bool,
+    },
     /// A broker stopping on purpose: its leaderships move now, before it exits.
     ControlledShutdown {
         node_id: NodeId,
@@ -459,9 +464,15 @@ impl Node {
                     .map_err(|e| TopicError::InvalidRequest(e.to_string()))?
                     .map(|record| {
                         tracing::info!(topic_id = %request.topic_id, partition = request.partition, isr = ?record.isr, "ISR changed");
+                        // The new ISR may be what a reassignment waited for.
+                        let record = super::reassignment::completed(image, &record).unwrap_or(record);
                         vec![MetadataRecord::Partition(record)]
                     })
             }
+            ControllerOp::ReassignPartitions {
+                requests,
+                allow_replication_factor_change,
+            } => Some(self.reassignment_records(image, &requests, allow_replication_factor_change)),
             ControllerOp::ElectLeaders { kind, partitions } => {
                 Some(self.election_records(image, kind, &partitions))
             }
@@ -685,6 +696,7 @@ fn new_partition(topic_id: uuid::Uuid, partition: i32, replicas: Vec<NodeId>) ->
         replicas,
         leader_epoch: LeaderEpoch(0),
         partition_epoch: 0,
+        reassignment: None,
     })
 }
 

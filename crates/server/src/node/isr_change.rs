@@ -195,6 +195,7 @@ mod tests {
             leader: Some(NodeId(1)),
             leader_epoch: LeaderEpoch(4),
             partition_epoch: 7,
+            reassignment: None,
         }));
         records.extend(fenced.iter().map(|id| MetadataRecord::FenceBroker {
             node_id: NodeId(*id),

@@ -230,6 +230,7 @@ mod tests {
                 leader: leader.map(NodeId),
                 leader_epoch: LeaderEpoch(3),
                 partition_epoch: 4,
+                reassignment: None,
             }));
         }
         records.extend(fenced.iter().map(|id| MetadataRecord::FenceBroker {

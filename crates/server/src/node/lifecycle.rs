@@ -431,6 +431,7 @@ mod tests {
                 replicas,
                 leader_epoch: LeaderEpoch(0),
                 partition_epoch: 0,
+                reassignment: None,
             }));
         }
         records.extend(fenced.iter().map(|id| MetadataRecord::FenceBroker {

@@ -89,6 +89,7 @@ pub fn records_of(file: &ClusterMetadata, local: NodeId) -> Vec<MetadataRecord> 
                 leader: Some(local),
                 leader_epoch: LeaderEpoch(0),
                 partition_epoch: 0,
+                reassignment: None,
             })
         }));
         records.extend(config_records(

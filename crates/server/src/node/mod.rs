@@ -29,6 +29,7 @@ mod placement;
 mod producer_ids;
 mod publish;
 mod quorum;
+pub mod reassignment;
 mod service;
 pub mod topic;
 pub mod topic_name;

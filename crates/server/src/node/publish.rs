@@ -217,11 +217,23 @@ impl Node {
         topic
             .partitions
             .values()
-            .filter(|p| p.replicas.contains(&local))
-            .map(|p| PartitionChange::Replica {
-                tp: TopicPartition::new(topic.name.clone(), p.partition),
-                role: role_of(p, local),
-                config: view.effective.log.clone(),
+            .filter_map(|p| {
+                let tp = TopicPartition::new(topic.name.clone(), p.partition);
+                if p.replicas.contains(&local) {
+                    Some(PartitionChange::Replica {
+                        tp,
+                        role: role_of(p, local),
+                        config: view.effective.log.clone(),
+                    })
+                } else if self.replicas.partition(&topic.name, p.partition).is_some() {
+                    // Reassigned away from this broker: the replica and its data go.
+                    Some(PartitionChange::Removed {
+                        tp,
+                        delete_data: true,
+                    })
+                } else {
+                    None
+                }
             })
             .collect()
     }
