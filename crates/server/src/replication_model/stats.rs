@@ -1,0 +1,79 @@
+//! What the runs did, counted where it happens, so the summary shows the model really exercised leader
+//! changes, truncations and acknowledgements (a safety check over runs that never fail over proves nothing).
+
+use std::fmt;
+use std::ops::AddAssign;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    pub seeds: u64,
+    pub steps: u64,
+    pub heal_rounds: u64,
+    pub produced: u64,
+    pub acknowledged: u64,
+    pub crashes: u64,
+    pub fencings: u64,
+    pub unfencings: u64,
+    /// A new leader epoch whose leader is another node than the previous leader.
+    pub leader_changes: u64,
+    pub isr_shrinks: u64,
+    pub isr_expands: u64,
+    pub alter_refused: u64,
+    /// Truncations that removed at least one record, and how many records they removed.
+    pub truncations: u64,
+    pub truncated_records: u64,
+    pub messages_dropped: u64,
+    pub stale_roles: u64,
+    /// Fetch answers a fetcher applied after its partition had moved to another leadership.
+    pub stale_answers_applied: u64,
+}
+
+impl AddAssign for Stats {
+    fn add_assign(&mut self, o: Stats) {
+        self.seeds += o.seeds;
+        self.steps += o.steps;
+        self.heal_rounds += o.heal_rounds;
+        self.produced += o.produced;
+        self.acknowledged += o.acknowledged;
+        self.crashes += o.crashes;
+        self.fencings += o.fencings;
+        self.unfencings += o.unfencings;
+        self.leader_changes += o.leader_changes;
+        self.isr_shrinks += o.isr_shrinks;
+        self.isr_expands += o.isr_expands;
+        self.alter_refused += o.alter_refused;
+        self.truncations += o.truncations;
+        self.truncated_records += o.truncated_records;
+        self.messages_dropped += o.messages_dropped;
+        self.stale_roles += o.stale_roles;
+        self.stale_answers_applied += o.stale_answers_applied;
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seeds={} steps={} heal_rounds={} produced={} acknowledged={} crashes={} fencings={} unfencings={} \
+             leader_changes={} isr_shrinks={} isr_expands={} alter_refused={} truncations={} truncated_records={} \
+             messages_dropped={} stale_roles={} stale_answers_applied={}",
+            self.seeds,
+            self.steps,
+            self.heal_rounds,
+            self.produced,
+            self.acknowledged,
+            self.crashes,
+            self.fencings,
+            self.unfencings,
+            self.leader_changes,
+            self.isr_shrinks,
+            self.isr_expands,
+            self.alter_refused,
+            self.truncations,
+            self.truncated_records,
+            self.messages_dropped,
+            self.stale_roles,
+            self.stale_answers_applied
+        )
+    }
+}
