@@ -2,6 +2,7 @@
 //! a record acknowledged only when the produce handler would answer success: `ack_status` says `Committed`
 //! for the epoch the records were appended in. Every record's value is a fresh number.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use ferrite_replication::{AckStatus, LeaderEpoch, NodeId, Offset};
@@ -47,28 +48,52 @@ impl Client {
         self.believed_leader = leader;
     }
 
+    pub fn knows_leader(&self) -> bool {
+        self.believed_leader.is_some()
+    }
+
     pub fn is_idle(&self) -> bool {
         self.pending.is_empty()
     }
 
     /// One produce of 1 to 3 records to the believed leader, as the produce handler takes it.
-    pub fn produce(&mut self, nodes: &[ModelNode], rng: &mut Rng, now: Instant, stats: &mut Stats) {
+    /// A produce to a broker that cannot answer now (stalled, not serving yet) is not sent.
+    pub fn produce(
+        &mut self,
+        nodes: &[ModelNode],
+        stalled: &BTreeSet<NodeId>,
+        rng: &mut Rng,
+        now: Instant,
+        stats: &mut Stats,
+    ) {
         let Some(node) = self
             .believed_leader
             .and_then(|id| nodes.iter().find(|n| n.id == id))
         else {
+            stats.produce_refused += 1;
             return;
         };
+        if stalled.contains(&node.id) {
+            stats.produce_refused += 1;
+            return;
+        }
         let Some(partition) = node.partition() else {
             // Connection refused: the client refreshes its metadata.
             self.believed_leader = None;
+            stats.produce_refused += 1;
             return;
         };
-        if partition.check_leader(None).is_err() {
-            self.believed_leader = None;
+        if let Err(e) = partition.check_leader(None) {
+            // NOT_LEADER_OR_FOLLOWER names the leader this broker knows of, if any.
+            self.believed_leader = match e {
+                ferrite_replication::ReplicaError::NotLeader { leader, .. } => leader,
+                _ => None,
+            };
+            stats.produce_refused += 1;
             return;
         }
         if partition.in_sync_replicas() < MIN_INSYNC {
+            stats.produce_refused += 1;
             return; // NOT_ENOUGH_REPLICAS, before the append.
         }
         let count = 1 + rng.below(3);
@@ -89,20 +114,34 @@ impl Client {
                     sent_at: now,
                 });
             }
-            Err(_) => self.believed_leader = None,
+            Err(_) => {
+                self.believed_leader = None;
+                stats.produce_refused += 1;
+            }
         }
     }
 
-    /// Looks at every waiting produce as the produce handler does when woken; returns the records
-    /// acknowledged now.
-    pub fn poll(&mut self, nodes: &[ModelNode], now: Instant, stats: &mut Stats) -> Vec<Acked> {
+    /// Looks at every waiting produce as the produce handler does when woken (not on a stalled broker);
+    /// returns the records acknowledged now.
+    pub fn poll(
+        &mut self,
+        nodes: &[ModelNode],
+        stalled: &BTreeSet<NodeId>,
+        now: Instant,
+        stats: &mut Stats,
+    ) -> Vec<Acked> {
         let mut acked = vec![];
+        let mut lost = 0;
         self.pending.retain(|p| {
+            if stalled.contains(&p.node) {
+                return true;
+            }
             let Some(partition) = nodes
                 .iter()
                 .find(|n| n.id == p.node && n.incarnation == p.incarnation)
                 .and_then(|n| n.partition())
             else {
+                lost += p.values.len() as u64;
                 return false; // the connection died with the process
             };
             let end = Offset(p.first_offset + p.values.len() as i64);
@@ -114,11 +153,21 @@ impl Client {
                     }));
                     false
                 }
-                AckStatus::Waiting => now.saturating_duration_since(p.sent_at) < PRODUCE_TIMEOUT,
-                AckStatus::NotEnoughReplicasAfterAppend | AckStatus::NotLeader => false,
+                AckStatus::Waiting => {
+                    let waiting = now.saturating_duration_since(p.sent_at) < PRODUCE_TIMEOUT;
+                    if !waiting {
+                        lost += p.values.len() as u64;
+                    }
+                    waiting
+                }
+                AckStatus::NotEnoughReplicasAfterAppend | AckStatus::NotLeader => {
+                    lost += p.values.len() as u64;
+                    false
+                }
             }
         });
         stats.acknowledged += acked.len() as u64;
+        stats.unacknowledged += lost;
         self.acked.extend(&acked);
         acked
     }

@@ -118,11 +118,6 @@ impl Fetchers {
         self.by_leader.keys().copied().collect()
     }
 
-    /// Whether no round is out and no fetcher has anything left to do for a caught-up follower.
-    pub fn idle(&self) -> bool {
-        self.rounds.is_empty()
-    }
-
     /// Abandons the rounds that waited too long (their connection is closed).
     pub fn expire(&mut self, now: Instant) {
         let late: Vec<u64> = self

@@ -17,7 +17,8 @@
 //!   rng.rs, stats.rs
 //! ```
 //! A failing seed replays alone: `MODEL_SEED=<seed> cargo nextest run -p ferrite-server --lib replication_model`.
-//! `MODEL_SEEDS` sets how many seeds a run covers.
+//! `MODEL_SEEDS` sets how many seeds a run covers; `MODEL_KEEP_GOING` runs every seed even after a failure
+//! and tallies the failures by what they broke (for checking that a planted bug is caught, and how often).
 
 #![allow(clippy::unwrap_used)]
 
@@ -29,6 +30,8 @@ mod properties;
 mod records;
 mod replica;
 mod rng;
+#[cfg(test)]
+mod scenarios;
 mod scheduler;
 mod stats;
 mod world;
@@ -46,9 +49,24 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
+/// A directory for one run's logs: in memory (`/dev/shm`) where there is one. Syncs cost nothing there, and
+/// the model needs none: a crash is a kill -9, and the page cache keeps what was written.
+fn log_dir() -> std::io::Result<tempfile::TempDir> {
+    let builder = tempfile::Builder::new()
+        .prefix("replication-model-")
+        .clone();
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = builder.tempdir_in(shm) {
+            return Ok(dir);
+        }
+    }
+    builder.tempdir()
+}
+
 /// One seeded run: the faults, the healing, the final checks. Returns what it did, or why it failed.
 fn run_seed(seed: u64) -> Result<Stats, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = log_dir().map_err(|e| e.to_string())?;
     let mut world = World::new(dir.path(), seed);
     let mut scheduler = Scheduler::new();
     let fail = |e: String| format!("seed {seed}, {e}");
@@ -62,6 +80,24 @@ fn run_seed(seed: u64) -> Result<Stats, String> {
     Ok(world.stats)
 }
 
+/// What a failure broke: "property N", or the first words of its message.
+fn failure_kind(failure: &str) -> String {
+    let first_line = failure.lines().next().unwrap_or_default();
+    let message = first_line
+        .split(": ")
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(": ");
+    match message.find("property ") {
+        Some(at) => message[at..].chars().take("property N".len()).collect(),
+        None => message
+            .split_whitespace()
+            .take(6)
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
 #[test]
 fn replication_keeps_its_safety_properties_over_seeded_runs() {
     let started = std::time::Instant::now();
@@ -69,12 +105,28 @@ fn replication_keeps_its_safety_properties_over_seeded_runs() {
         Some(seed) => vec![seed],
         None => (0..env_u64("MODEL_SEEDS").unwrap_or(SEEDS)).collect(),
     };
+    let keep_going = std::env::var_os("MODEL_KEEP_GOING").is_some();
     let mut total = Stats::default();
+    let mut failures: Vec<String> = vec![];
     for seed in &seeds {
         match run_seed(*seed) {
             Ok(stats) => total += stats,
+            Err(e) if keep_going => failures.push(e),
             Err(e) => panic!("{e}"),
         }
+    }
+    if let Some(first) = failures.first() {
+        let mut tally: std::collections::BTreeMap<String, usize> = Default::default();
+        for f in &failures {
+            *tally.entry(failure_kind(f)).or_default() += 1;
+        }
+        let lines: Vec<&str> = failures.iter().filter_map(|f| f.lines().next()).collect();
+        panic!(
+            "{} of {} seeds failed: {tally:?}\n{}\nfirst failure: {first}",
+            failures.len(),
+            seeds.len(),
+            lines.join("\n")
+        );
     }
     eprintln!(
         "replication model: {total} in {:.1} s",

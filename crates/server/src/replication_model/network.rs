@@ -1,7 +1,10 @@
 //! The simulated network: every message between nodes and the controller waits here until the scheduler
-//! delivers it (the oldest, or any other: a reordering), or drops it. Nothing is ever duplicated. An answer
-//! names the incarnation of the node that asked, so one reaching a restarted process is discarded, as a
-//! reply on a closed connection would be.
+//! delivers it (the oldest, or any other: a reordering), or drops it. Nothing is ever duplicated. A message
+//! for a node that is down is lost (connection refused), and so is every message waiting for a node when it
+//! crashes (its connections die with it), so a request never reaches a later incarnation. An answer names the
+//! incarnation of the node that asked, so one reaching a restarted process is discarded too.
+
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use ferrite_log::EpochEndOffset;
@@ -10,8 +13,8 @@ use ferrite_replication::{LeaderEpoch, NodeId, Offset};
 
 use crate::node::isr_change::AlterPartitionRequest;
 
-/// Who a message is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who sends or receives a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Address {
     Node(NodeId),
     Controller,
@@ -67,18 +70,23 @@ pub enum Message {
         id: u64,
         request: AlterPartitionRequest,
     },
+    /// `execute` returns only once this node applied the metadata up to the change, so an acceptance
+    /// carries that metadata.
     AlterPartitionAnswer {
         incarnation: u64,
         id: u64,
-        accepted: bool,
+        accepted: Option<(u64, PartitionRecord)>,
     },
     /// A (re)started broker to the controller, and the controller's acknowledgement.
     Register {
         node: NodeId,
         incarnation: u64,
     },
+    /// The registration is committed; the broker applies the metadata up to it before it serves.
     Registered {
         incarnation: u64,
+        offset: u64,
+        record: PartitionRecord,
     },
     Heartbeat {
         node: NodeId,
@@ -97,6 +105,7 @@ pub enum Message {
 
 #[derive(Debug, Clone)]
 pub struct Envelope {
+    pub from: Address,
     pub to: Address,
     pub message: Message,
 }
@@ -105,11 +114,17 @@ pub struct Envelope {
 #[derive(Debug, Default)]
 pub struct Network {
     in_flight: Vec<Envelope>,
+    down: BTreeSet<NodeId>,
 }
 
 impl Network {
-    pub fn send(&mut self, to: Address, message: Message) {
-        self.in_flight.push(Envelope { to, message });
+    pub fn send(&mut self, from: Address, to: Address, message: Message) {
+        if let Address::Node(node) = to {
+            if self.down.contains(&node) {
+                return;
+            }
+        }
+        self.in_flight.push(Envelope { from, to, message });
     }
 
     pub fn len(&self) -> usize {
@@ -125,11 +140,80 @@ impl Network {
         (index < self.in_flight.len()).then(|| self.in_flight.remove(index))
     }
 
-    /// Drops every message for `node` (it crashed: nothing it was sent reaches the new process; what it
-    /// sent is still on the wire).
-    pub fn forget_node(&mut self, node: NodeId) -> usize {
-        let before = self.in_flight.len();
+    /// One line per message in flight, for failure reports.
+    pub fn describe(&self) -> Vec<String> {
+        self.in_flight
+            .iter()
+            .map(|e| {
+                let what = match &e.message {
+                    Message::Fetch {
+                        from,
+                        current_epoch,
+                        fetch_offset,
+                        ..
+                    } => {
+                        format!("Fetch from {from} epoch {current_epoch} at {fetch_offset}")
+                    }
+                    Message::FetchAnswer { round, answer, .. } => match answer {
+                        FetchAnswer::Records {
+                            bytes,
+                            high_watermark,
+                            ..
+                        } => format!(
+                            "FetchAnswer round {round}: {} bytes, high watermark {high_watermark}",
+                            bytes.len()
+                        ),
+                        other => format!("FetchAnswer round {round}: {other:?}"),
+                    },
+                    Message::Metadata { offset, record } => format!(
+                        "Metadata {offset}: leader {:?} epoch {} isr {:?}",
+                        record.leader, record.leader_epoch, record.isr
+                    ),
+                    other => format!("{other:?}"),
+                };
+                format!("{:?} -> {:?}: {what}", e.from, e.to)
+            })
+            .collect()
+    }
+
+    pub fn get(&self, index: usize) -> Option<&Envelope> {
+        self.in_flight.get(index)
+    }
+
+    /// The index of the oldest message `matches` picks.
+    pub fn position(&self, matches: impl Fn(&Envelope) -> bool) -> Option<usize> {
+        self.in_flight.iter().position(matches)
+    }
+
+    /// The index of the newest message `matches` picks.
+    pub fn position_last(&self, matches: impl Fn(&Envelope) -> bool) -> Option<usize> {
+        self.in_flight.iter().rposition(matches)
+    }
+
+    /// Indexes of the messages that can arrive now, oldest first: not for a stalled node, not on a slow link.
+    pub fn deliverable(
+        &self,
+        stalled: &BTreeSet<NodeId>,
+        slow: &BTreeSet<(Address, Address)>,
+    ) -> Vec<usize> {
+        self.in_flight
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| {
+                !matches!(e.to, Address::Node(n) if stalled.contains(&n))
+                    && !slow.contains(&(e.from, e.to))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// `node` crashed: every message for it is lost until it is up again (what it sent is still on the wire).
+    pub fn node_down(&mut self, node: NodeId) {
         self.in_flight.retain(|e| e.to != Address::Node(node));
-        before - self.in_flight.len()
+        self.down.insert(node);
+    }
+
+    pub fn node_up(&mut self, node: NodeId) {
+        self.down.remove(&node);
     }
 }

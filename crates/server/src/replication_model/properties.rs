@@ -6,7 +6,8 @@
 //! 2. Committed prefix agreement: two live replicas hold the same records below the lower of their high
 //!    watermarks.
 //! 3. A record that was below some replica's high watermark (a consumer could have read it) never changes at
-//!    that offset, and never goes missing from the current leader.
+//!    that offset, and never goes missing from the current leader or from a live in-sync replica (as the
+//!    controller records the ISR: any of them may be elected next).
 //! 4. A leader's high watermark never moves backwards within one leader epoch (of one process).
 //!
 //! 2 and 3 are checked together, incrementally: the first time any replica's high watermark passes an offset,
@@ -82,8 +83,8 @@ impl Checker {
         Ok(())
     }
 
-    /// Checks `node`'s records below its high watermark (and, if it is the current leader, up to the end of
-    /// the committed history) against the history, extending it.
+    /// Checks `node`'s records below its high watermark (and, if it leads or is in sync, up to the end of the
+    /// committed history) against the history, extending it.
     fn check_replica(
         &mut self,
         nodes: &[ModelNode],
@@ -103,13 +104,20 @@ impl Checker {
         }
         let history_end = committed_end(&self.committed);
         let current_leader = record.leader == Some(node.id) && node.leads_in(record.leader_epoch);
-        if current_leader && end < history_end {
+        let must_hold_history = current_leader || record.isr.contains(&node.id);
+        if must_hold_history && end < history_end {
+            let what = if current_leader {
+                "the leader"
+            } else {
+                "in sync"
+            };
             return Err(format!(
-                "property 3: node {}, leader in epoch {}, ends at {end} but offsets up to {history_end} were committed",
-                node.id, record.leader_epoch
+                "property 3: node {} ({what} in leader epoch {}, ISR {:?}) ends at {end} but offsets up to \
+                 {history_end} were committed",
+                node.id, record.leader_epoch, record.isr
             ));
         }
-        let upto = if current_leader {
+        let upto = if must_hold_history {
             high_watermark.max(history_end)
         } else {
             high_watermark

@@ -57,6 +57,10 @@ pub struct Running {
     pub fetchers: Fetchers,
     /// Whether the controller acknowledged this incarnation's registration.
     pub registered: bool,
+    /// Whether the broker answers Fetch, OffsetForLeaderEpoch and Produce: a restarted broker starts serving
+    /// only once its registration is committed and applied (`Node::open` registers before the listener
+    /// serves), so it never leads on the stale metadata it restarted with. Its fetchers run before that.
+    pub serving: bool,
     /// The AlterPartition out, by id, and when it was sent (the ISR check waits for it, as
     /// `Node::check_isr` waits on the controller).
     pub alter_out: Option<(u64, Instant)>,
@@ -98,6 +102,7 @@ impl ModelNode {
             partition,
             fetchers: Fetchers::default(),
             registered,
+            serving: registered,
             alter_out: None,
             next_alter: 0,
         };
@@ -118,6 +123,14 @@ impl ModelNode {
 
     pub fn partition(&self) -> Option<&Partition> {
         self.running.as_ref().map(|r| &r.partition)
+    }
+
+    /// The replica, if the broker is up and serving clients and other brokers.
+    pub fn serving(&self) -> Option<&Partition> {
+        self.running
+            .as_ref()
+            .filter(|r| r.serving)
+            .map(|r| &r.partition)
     }
 
     /// A metadata record reached this broker. The metadata log is applied in order, so a record older than
@@ -148,7 +161,7 @@ impl ModelNode {
         fetch_offset: Offset,
         now: Instant,
     ) -> Option<FetchAnswer> {
-        let p = self.partition()?;
+        let p = self.serving()?;
         let log_start = p.log_start_offset();
         if p.check_leader(Some(current_epoch)).is_err() {
             return Some(FetchAnswer::Refused);
@@ -189,7 +202,7 @@ impl ModelNode {
         current_epoch: LeaderEpoch,
         latest_epoch: LeaderEpoch,
     ) -> Option<Option<ferrite_log::EpochEndOffset>> {
-        let p = self.partition()?;
+        let p = self.serving()?;
         Some(
             p.check_leader(Some(current_epoch))
                 .ok()
@@ -205,11 +218,12 @@ impl ModelNode {
         max_lag: Duration,
     ) -> Option<(u64, AlterPartitionRequest)> {
         let id = self.id;
-        let running = self.running.as_mut()?;
+        let running = self.running.as_mut().filter(|r| r.serving)?;
         if let Some((_, sent)) = running.alter_out {
             if now.saturating_duration_since(sent) < ALTER_TIMEOUT {
                 return None;
             }
+            // `execute` timed out: the leader cannot tell whether the controller applied the change.
             running.alter_out = None;
             running.partition.isr_proposal_failed();
         }

@@ -10,6 +10,7 @@
 
 use ferrite_replication::NodeId;
 
+use super::network::Address;
 use super::rng::Rng;
 
 /// Steps per storm-or-calm window.
@@ -51,9 +52,23 @@ pub enum Event {
     },
     /// The controller fences brokers whose session expired.
     SessionCheck,
-    /// `node` stalls long enough for the controller to fence it (a GC pause, a partition from the controller).
-    Pause {
+    /// The controller fences `node` now, as if its session had expired (a partition between them: the node
+    /// itself goes on).
+    Fence {
         node: NodeId,
+    },
+    /// `node` stops for `ms` of simulated time (a long GC pause, SIGSTOP): it handles nothing, sends nothing,
+    /// and its timers fire late.
+    Stall {
+        node: NodeId,
+        ms: u64,
+    },
+    /// Nothing sent from `from` to `to` arrives for `ms` of simulated time (a congested or flapping link);
+    /// then it all arrives, in whatever order.
+    SlowLink {
+        from: Address,
+        to: Address,
+        ms: u64,
     },
     /// kill -9.
     Crash {
@@ -72,10 +87,16 @@ pub enum Event {
 #[derive(Debug, Clone, Default)]
 pub struct Situation {
     pub running: Vec<NodeId>,
+    /// Running and not stalled: the nodes that act.
+    pub responsive: Vec<NodeId>,
     pub crashed: Vec<NodeId>,
-    /// (node, source) of every fetcher.
+    /// The leader as the controller has it.
+    pub leader: Option<NodeId>,
+    /// (node, source) of every fetcher of a responsive node.
     pub fetchers: Vec<(NodeId, NodeId)>,
     pub in_flight: usize,
+    /// Indexes of the messages in flight whose receiver is not stalled, oldest first.
+    pub deliverable: Vec<usize>,
 }
 
 pub struct Scheduler {
@@ -100,14 +121,15 @@ impl Scheduler {
             let each = (total / events.len() as u32).max(1);
             choices.extend(events.into_iter().map(|e| (each, e)));
         };
-        if !s.running.is_empty() {
+        if !s.responsive.is_empty() {
             choices.push((120, Event::Produce));
         }
+        let responsive = s.responsive.clone();
         let running = s.running.clone();
         spread(
             &mut choices,
             30,
-            running
+            responsive
                 .iter()
                 .map(|n| Event::RefreshMetadata { from: *n })
                 .collect(),
@@ -123,26 +145,26 @@ impl Scheduler {
                 })
                 .collect(),
         );
-        if s.in_flight > 0 {
+        if !s.deliverable.is_empty() {
             let index = if rng.chance(60) {
-                0
+                s.deliverable[0]
             } else {
-                rng.below(s.in_flight)
+                s.deliverable[rng.below(s.deliverable.len())]
             };
             choices.push((300, Event::Deliver { index }));
-            if self.storm {
-                choices.push((
-                    30,
-                    Event::Drop {
-                        index: rng.below(s.in_flight),
-                    },
-                ));
-            }
+        }
+        if self.storm && s.in_flight > 0 {
+            choices.push((
+                30,
+                Event::Drop {
+                    index: rng.below(s.in_flight),
+                },
+            ));
         }
         spread(
             &mut choices,
             50,
-            running
+            responsive
                 .iter()
                 .map(|n| Event::IsrCheck { node: *n })
                 .collect(),
@@ -150,7 +172,7 @@ impl Scheduler {
         spread(
             &mut choices,
             80,
-            running
+            responsive
                 .iter()
                 .map(|n| Event::Heartbeat { node: *n })
                 .collect(),
@@ -158,7 +180,7 @@ impl Scheduler {
         spread(
             &mut choices,
             30,
-            running
+            responsive
                 .iter()
                 .map(|n| Event::MetadataPull { node: *n })
                 .collect(),
@@ -173,23 +195,49 @@ impl Scheduler {
                 .map(|n| Event::Restart { node: *n })
                 .collect(),
         );
-        if self.storm {
-            spread(
-                &mut choices,
-                10,
-                running.iter().map(|n| Event::Pause { node: *n }).collect(),
-            );
+        if self.storm && !running.is_empty() {
+            // Faults hit the leader half of the time: that is where they hurt.
+            let target = match s.leader.filter(|l| running.contains(l)) {
+                Some(leader) if rng.chance(50) => leader,
+                _ => running[rng.below(running.len())],
+            };
+            choices.push((10, Event::Fence { node: target }));
+            if responsive.contains(&target) {
+                choices.push((
+                    10,
+                    Event::Stall {
+                        node: target,
+                        ms: 500 + rng.below(3500) as u64,
+                    },
+                ));
+            }
+            let ends: Vec<Address> = std::iter::once(Address::Controller)
+                .chain(
+                    s.running
+                        .iter()
+                        .chain(&s.crashed)
+                        .map(|n| Address::Node(*n)),
+                )
+                .collect();
+            let from = ends[rng.below(ends.len())];
+            let to = ends[rng.below(ends.len())];
+            if from != to {
+                choices.push((
+                    15,
+                    Event::SlowLink {
+                        from,
+                        to,
+                        ms: 200 + rng.below(4000) as u64,
+                    },
+                ));
+            }
             // At least two of three up most of the time: a second crash is rare, a third never happens.
             let crash_weight = match running.len() {
                 3 => 20,
                 2 => 3,
                 _ => 0,
             };
-            spread(
-                &mut choices,
-                crash_weight,
-                running.iter().map(|n| Event::Crash { node: *n }).collect(),
-            );
+            choices.push((crash_weight, Event::Crash { node: target }));
         }
         choices.push((
             80,

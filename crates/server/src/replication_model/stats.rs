@@ -10,8 +10,15 @@ pub struct Stats {
     pub steps: u64,
     pub heal_rounds: u64,
     pub produced: u64,
+    /// Produces refused before the append: no leader known or reachable, not the leader, too few in sync.
+    pub produce_refused: u64,
+    /// Appended records that were never acknowledged (the leader lost its leadership or its ISR, or the
+    /// produce timed out).
+    pub unacknowledged: u64,
     pub acknowledged: u64,
     pub crashes: u64,
+    pub stalls: u64,
+    pub slow_links: u64,
     pub fencings: u64,
     pub unfencings: u64,
     /// A new leader epoch whose leader is another node than the previous leader.
@@ -34,8 +41,12 @@ impl AddAssign for Stats {
         self.steps += o.steps;
         self.heal_rounds += o.heal_rounds;
         self.produced += o.produced;
+        self.produce_refused += o.produce_refused;
+        self.unacknowledged += o.unacknowledged;
         self.acknowledged += o.acknowledged;
         self.crashes += o.crashes;
+        self.stalls += o.stalls;
+        self.slow_links += o.slow_links;
         self.fencings += o.fencings;
         self.unfencings += o.unfencings;
         self.leader_changes += o.leader_changes;
@@ -54,15 +65,19 @@ impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seeds={} steps={} heal_rounds={} produced={} acknowledged={} crashes={} fencings={} unfencings={} \
+            "seeds={} steps={} heal_rounds={} produced={} produce_refused={} unacknowledged={} acknowledged={} crashes={} stalls={} slow_links={} fencings={} unfencings={} \
              leader_changes={} isr_shrinks={} isr_expands={} alter_refused={} truncations={} truncated_records={} \
              messages_dropped={} stale_roles={} stale_answers_applied={}",
             self.seeds,
             self.steps,
             self.heal_rounds,
             self.produced,
+            self.produce_refused,
+            self.unacknowledged,
             self.acknowledged,
             self.crashes,
+            self.stalls,
+            self.slow_links,
             self.fencings,
             self.unfencings,
             self.leader_changes,
