@@ -10,15 +10,15 @@
 //! ```
 //! A fetcher runs one round at a time and checks, when the round starts, that the replica still follows in
 //! the epoch of its entry; it applies the answer to the replica it started with, even if the partition moved
-//! to another fetcher meanwhile (the real fetcher does the same: its round holds the entry it began with).
-//! A round unanswered for `ANSWER_TIMEOUT` is abandoned (the connection is dropped), and a late answer to
-//! it is discarded.
+//! to another fetcher meanwhile (the real fetcher does the same: its round holds the entry it began with), and
+//! the replica refuses the write unless it still follows in the round's epoch. A round unanswered for
+//! `ANSWER_TIMEOUT` is abandoned (the connection is dropped), and a late answer to it is discarded.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use ferrite_log::EpochEndOffset;
-use ferrite_replication::{LeaderEpoch, NodeId, Offset, Partition};
+use ferrite_replication::{LeaderEpoch, NodeId, Offset, Partition, ReplicaError};
 
 use super::network::{FetchAnswer, Message};
 use super::stats::Stats;
@@ -175,7 +175,7 @@ impl Fetchers {
                 None => {
                     // No epochs: an empty log has nothing to cut; otherwise keep what was committed.
                     if partition.log_end_offset() != partition.log_start_offset() {
-                        cut_tail(partition, partition.high_watermark(), stats);
+                        cut_tail(partition, entry.epoch, partition.high_watermark(), stats);
                     }
                     self.update(source, entry.epoch, |p| p.state = FetchState::Fetching);
                     return None;
@@ -248,7 +248,7 @@ impl Fetchers {
         let outcome = match answer {
             FetchAnswer::OffsetOutOfRange { log_start } => {
                 if partition.log_end_offset() < log_start {
-                    match partition.truncate_fully_and_start_at(log_start) {
+                    match partition.truncate_fully_and_start_at(round.epoch, log_start) {
                         Ok(()) => Outcome::Appended,
                         Err(_) => Outcome::Retry,
                     }
@@ -286,19 +286,16 @@ impl Fetchers {
         stats: &mut Stats,
     ) -> Outcome {
         if !bytes.is_empty() {
-            match partition.append_as_follower(bytes) {
+            match partition.append_as_follower(round.epoch, bytes) {
                 Ok(info) => {
-                    let still_carried = self
-                        .by_leader
-                        .get(&round.source)
-                        .and_then(|f| f.entry.as_ref())
-                        .is_some_and(|e| e.epoch == round.epoch);
-                    if partition.check_follower().ok() != Some(round.epoch) || !still_carried {
-                        stats.stale_answers_applied += 1;
-                    }
                     if info.flush_due {
                         let _ = partition.run_due_flush();
                     }
+                }
+                Err(ReplicaError::NotFollower { .. }) => {
+                    // The leadership moved on while the fetch was out.
+                    stats.stale_answers_refused += 1;
+                    return Outcome::Retry;
                 }
                 Err(_) => return Outcome::Diverged,
             }
@@ -335,7 +332,7 @@ impl Fetchers {
             high_watermark: partition.high_watermark().0,
         };
         let cut = truncation_offset(leader_end, |e| log.end_offset_for_epoch(e), local);
-        if cut_tail(partition, Offset(cut), stats) {
+        if cut_tail(partition, round.epoch, Offset(cut), stats) {
             self.update(round.source, round.epoch, |p| {
                 p.state = FetchState::Fetching;
                 p.retry_at = None;
@@ -348,17 +345,22 @@ impl Fetchers {
     }
 }
 
-/// `cut_tail`: truncates to `offset` if the log goes past it; returns whether that succeeded.
-fn cut_tail(partition: &Partition, offset: Offset, stats: &mut Stats) -> bool {
+/// `cut_tail`: truncates to `offset` if the log goes past it, while the replica follows in `epoch`; returns
+/// whether that succeeded.
+fn cut_tail(partition: &Partition, epoch: LeaderEpoch, offset: Offset, stats: &mut Stats) -> bool {
     let end = partition.log_end_offset();
     if offset >= end {
         return true;
     }
-    match partition.truncate_to(offset) {
+    match partition.truncate_to(epoch, offset) {
         Ok(()) => {
             stats.truncations += 1;
             stats.truncated_records += u64::try_from(end.0 - offset.0).unwrap_or(0);
             true
+        }
+        Err(ReplicaError::NotFollower { .. }) => {
+            stats.stale_answers_refused += 1;
+            false
         }
         Err(_) => false,
     }

@@ -110,6 +110,40 @@ pub struct Envelope {
     pub message: Message,
 }
 
+impl Envelope {
+    /// One line, for traces and failure reports.
+    pub fn describe(&self) -> String {
+        let e = self;
+        let what = match &e.message {
+            Message::Fetch {
+                from,
+                current_epoch,
+                fetch_offset,
+                ..
+            } => {
+                format!("Fetch from {from} epoch {current_epoch} at {fetch_offset}")
+            }
+            Message::FetchAnswer { round, answer, .. } => match answer {
+                FetchAnswer::Records {
+                    bytes,
+                    high_watermark,
+                    ..
+                } => format!(
+                    "FetchAnswer round {round}: {} bytes, high watermark {high_watermark}",
+                    bytes.len()
+                ),
+                other => format!("FetchAnswer round {round}: {other:?}"),
+            },
+            Message::Metadata { offset, record } => format!(
+                "Metadata {offset}: leader {:?} epoch {} isr {:?}",
+                record.leader, record.leader_epoch, record.isr
+            ),
+            other => format!("{other:?}"),
+        };
+        format!("{:?} -> {:?}: {what}", e.from, e.to)
+    }
+}
+
 /// Messages in flight, oldest first.
 #[derive(Debug, Default)]
 pub struct Network {
@@ -142,38 +176,7 @@ impl Network {
 
     /// One line per message in flight, for failure reports.
     pub fn describe(&self) -> Vec<String> {
-        self.in_flight
-            .iter()
-            .map(|e| {
-                let what = match &e.message {
-                    Message::Fetch {
-                        from,
-                        current_epoch,
-                        fetch_offset,
-                        ..
-                    } => {
-                        format!("Fetch from {from} epoch {current_epoch} at {fetch_offset}")
-                    }
-                    Message::FetchAnswer { round, answer, .. } => match answer {
-                        FetchAnswer::Records {
-                            bytes,
-                            high_watermark,
-                            ..
-                        } => format!(
-                            "FetchAnswer round {round}: {} bytes, high watermark {high_watermark}",
-                            bytes.len()
-                        ),
-                        other => format!("FetchAnswer round {round}: {other:?}"),
-                    },
-                    Message::Metadata { offset, record } => format!(
-                        "Metadata {offset}: leader {:?} epoch {} isr {:?}",
-                        record.leader, record.leader_epoch, record.isr
-                    ),
-                    other => format!("{other:?}"),
-                };
-                format!("{:?} -> {:?}: {what}", e.from, e.to)
-            })
-            .collect()
+        self.in_flight.iter().map(Envelope::describe).collect()
     }
 
     pub fn get(&self, index: usize) -> Option<&Envelope> {

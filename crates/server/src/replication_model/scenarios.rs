@@ -74,7 +74,6 @@ fn scenario(script: impl FnOnce(&mut World) -> Result<(), String>) {
 /// leader's record at an offset where the new leader has another one, below the high watermark once the
 /// follower fetches again (the seeded runs found this as seed 2863 and others).
 #[test]
-#[ignore = "known bug: the replica fetcher appends an answer from a previous leadership"]
 fn a_fetch_answer_from_a_previous_leadership_is_not_appended() {
     scenario(|w| {
         w.run(Event::Produce)?;
@@ -108,7 +107,6 @@ fn a_fetch_answer_from_a_previous_leadership_is_not_appended() {
 /// to the ISR. Applying the old answer then would cut committed records from an in-sync replica (the seeded
 /// runs found this as seeds 628 and 945).
 #[test]
-#[ignore = "known bug: the replica fetcher truncates on an answer from a previous leadership"]
 fn an_offset_for_leader_epoch_answer_from_a_previous_leadership_is_not_applied() {
     scenario(|w| {
         w.run(Event::Produce)?;

@@ -31,8 +31,9 @@ pub struct Stats {
     pub truncated_records: u64,
     pub messages_dropped: u64,
     pub stale_roles: u64,
-    /// Fetch answers a fetcher applied after its partition had moved to another leadership.
-    pub stale_answers_applied: u64,
+    /// Answers (fetched records, truncation points) the replica refused because they came from a leadership
+    /// it no longer follows.
+    pub stale_answers_refused: u64,
 }
 
 impl AddAssign for Stats {
@@ -57,7 +58,7 @@ impl AddAssign for Stats {
         self.truncated_records += o.truncated_records;
         self.messages_dropped += o.messages_dropped;
         self.stale_roles += o.stale_roles;
-        self.stale_answers_applied += o.stale_answers_applied;
+        self.stale_answers_refused += o.stale_answers_refused;
     }
 }
 
@@ -67,7 +68,7 @@ impl fmt::Display for Stats {
             f,
             "seeds={} steps={} heal_rounds={} produced={} produce_refused={} unacknowledged={} acknowledged={} crashes={} stalls={} slow_links={} fencings={} unfencings={} \
              leader_changes={} isr_shrinks={} isr_expands={} alter_refused={} truncations={} truncated_records={} \
-             messages_dropped={} stale_roles={} stale_answers_applied={}",
+             messages_dropped={} stale_roles={} stale_answers_refused={}",
             self.seeds,
             self.steps,
             self.heal_rounds,
@@ -88,7 +89,7 @@ impl fmt::Display for Stats {
             self.truncated_records,
             self.messages_dropped,
             self.stale_roles,
-            self.stale_answers_applied
+            self.stale_answers_refused
         )
     }
 }

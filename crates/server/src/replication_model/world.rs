@@ -353,6 +353,9 @@ impl World {
             }
             Event::Deliver { index } => {
                 if let Some(envelope) = self.network.take(index) {
+                    if self.trace_states {
+                        self.note(format!("      {}", envelope.describe()));
+                    }
                     self.deliver(envelope);
                 }
             }
