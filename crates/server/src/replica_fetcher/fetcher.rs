@@ -225,11 +225,9 @@ async fn truncate(
 }
 
 /// Truncates on a blocking thread (truncation syncs the log), only while the replica still follows in
-/// `epoch` (the leadership the answer came from); returns whether it succeeded.
+/// `epoch` (the leadership the answer came from); returns whether it succeeded. Called even when `offset` is
+/// at or past the log end: an epoch this replica began as leader there, without records, must go.
 async fn cut_tail(partition: &Arc<Partition>, epoch: LeaderEpoch, offset: Offset) -> bool {
-    if offset >= partition.log_end_offset() {
-        return true;
-    }
     let p = Arc::clone(partition);
     match tokio::task::spawn_blocking(move || p.truncate_to(epoch, offset)).await {
         Ok(Ok(())) => true,

@@ -345,17 +345,16 @@ impl Fetchers {
     }
 }
 
-/// `cut_tail`: truncates to `offset` if the log goes past it, while the replica follows in `epoch`; returns
-/// whether that succeeded.
+/// `cut_tail`: truncates to `offset` (at or past the log end too: see `PartitionLog::truncate_to`), while
+/// the replica follows in `epoch`; returns whether that succeeded.
 fn cut_tail(partition: &Partition, epoch: LeaderEpoch, offset: Offset, stats: &mut Stats) -> bool {
     let end = partition.log_end_offset();
-    if offset >= end {
-        return true;
-    }
     match partition.truncate_to(epoch, offset) {
         Ok(()) => {
-            stats.truncations += 1;
-            stats.truncated_records += u64::try_from(end.0 - offset.0).unwrap_or(0);
+            if offset < end {
+                stats.truncations += 1;
+                stats.truncated_records += u64::try_from(end.0 - offset.0).unwrap_or(0);
+            }
             true
         }
         Err(ReplicaError::NotFollower { .. }) => {

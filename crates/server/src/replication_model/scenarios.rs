@@ -153,6 +153,49 @@ fn an_offset_for_leader_epoch_answer_from_a_previous_leadership_is_not_applied()
     });
 }
 
+/// A broker elected leader begins its epoch at its log end but never appends in it; as a follower of the next
+/// leader it truncates to exactly its log end (nothing to cut) and then appends that leader's records, which
+/// carry an older epoch. Unless the truncation also drops the empty epoch from the epoch cache (Kafka's
+/// `truncateTo` always does), the cache claims the older records belong to it, and the next truncation
+/// against another leader cuts committed records from this in-sync replica (the seeded runs found this as
+/// seeds 993 and 1744).
+#[test]
+fn an_epoch_led_without_appends_does_not_survive_truncation() {
+    scenario(|w| {
+        w.run(Event::Produce)?;
+        for _ in 0..2 {
+            round(w, 2, 1)?;
+            round(w, 3, 1)?;
+        }
+        // Node 3 gets records node 2 does not.
+        w.run(Event::Produce)?;
+        round(w, 3, 1)?;
+        // Node 2 leads epoch 1 without appending, then node 3 leads epoch 2 alone.
+        w.run(Event::Fence { node: node(1) })?;
+        w.deliver_first(metadata_to(2))?;
+        w.run(Event::Fence { node: node(2) })?;
+        while w.deliver_first(|e| matches!(e.message, Message::Metadata { .. }))? {}
+        for id in [1, 2] {
+            w.run(Event::Heartbeat { node: node(id) })?;
+            w.deliver_first(to_controller)?;
+        }
+        while w.deliver_first(|e| matches!(e.message, Message::Metadata { .. }))? {}
+        // Nodes 1 and 2 follow node 3 (nothing to cut), fetch its records and join its ISR.
+        for _ in 0..3 {
+            round(w, 2, 3)?;
+            round(w, 1, 3)?;
+        }
+        w.run(Event::IsrCheck { node: node(3) })?;
+        w.deliver_first(to_controller)?;
+        while w.deliver_first(|e| !matches!(e.message, Message::FetchAnswer { .. }))? {}
+        // Node 3 is fenced: node 1 leads epoch 3; node 2 truncates against it.
+        w.run(Event::Fence { node: node(3) })?;
+        while w.deliver_first(|e| matches!(e.message, Message::Metadata { .. }))? {}
+        round(w, 2, 1)?;
+        round(w, 2, 1)
+    });
+}
+
 /// The leader asks for a caught-up follower back in the ISR and counts it towards the high watermark while
 /// the change is pending; the controller accepts, but neither its answer nor the metadata reach the leader
 /// before the ISR check gives up waiting. `isr_proposal_failed` then stops counting the follower, the high
