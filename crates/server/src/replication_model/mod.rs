@@ -6,7 +6,10 @@
 //! ```text
 //!   mod.rs        the test: many seeds, the summary line, the check that the runs exercised failover
 //!   scheduler.rs  the seeded choice of the next event (storm and calm windows)
-//!   world.rs      brokers + controller + network + producer + clock; runs events, heals, checks
+//!   world.rs      brokers + controller + network + producer + clock; runs events and checks after each
+//!   delivery.rs   what each message does where it arrives (handlers, fetchers, metadata, controller)
+//!   heal.rs       the end of a run: faults stop, the cluster heals, the final checks
+//!   trace.rs      failure reports
 //!   replica.rs    one broker: its Partition, the Fetch / OffsetForLeaderEpoch handlers, crash and restart
 //!   fetcher.rs    the follower's replica fetchers, as replica_fetcher/fetcher.rs runs them
 //!   controller.rs the metadata image and the real controller decisions
@@ -16,24 +19,37 @@
 //!   records.rs    encoding the producer's records, decoding a real log
 //!   rng.rs, stats.rs
 //! ```
-//! A failing seed replays alone: `MODEL_SEED=<seed> cargo nextest run -p ferrite-server --lib replication_model`.
-//! `MODEL_SEEDS` sets how many seeds a run covers; `MODEL_KEEP_GOING` runs every seed even after a failure
-//! and tallies the failures by what they broke (for checking that a planted bug is caught, and how often).
+//! Every run is a pure function of its seed. Knobs, all environment variables:
+//!
+//! ```text
+//!   MODEL_SEED=n          replay seed n alone (a failure names its seed and step)
+//!   MODEL_SEEDS, MODEL_STEPS   how many seeds (default 2000) and fault steps per seed (default 400)
+//!   MODEL_KEEP_GOING      run every seed, then tally the failures by the property they broke (for checking
+//!                         that a planted bug is caught, and how often)
+//!   MODEL_TRACE=n, MODEL_TRACE_STATES    keep the last n events in a failure report (default 60); note every
+//!                         replica's role, log end and high watermark, and every delivery, after each event
+//!   MODEL_TRACE_SCENARIO  print the end state of each scripted scenario
+//!   MODEL_ALTER_FAULTS    let AlterPartition be lost, retried and timed out too (see world.rs: it finds the
+//!                         known bug of scenarios.rs)
+//!   MODEL_TMPDIR          put the logs there instead of /dev/shm
+//! ```
 
 #![allow(clippy::unwrap_used)]
 
 mod client;
 mod controller;
+mod delivery;
 mod fetcher;
+mod heal;
 mod network;
 mod properties;
 mod records;
 mod replica;
 mod rng;
-#[cfg(test)]
 mod scenarios;
 mod scheduler;
 mod stats;
+mod trace;
 mod world;
 
 use scheduler::Scheduler;
@@ -41,7 +57,7 @@ use stats::Stats;
 use world::World;
 
 /// Seeds a run covers by default.
-const SEEDS: u64 = 300;
+const SEEDS: u64 = 2000;
 /// Steps of faults (storm and calm windows) before healing.
 const FAULT_STEPS: u64 = 400;
 
@@ -49,12 +65,15 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-/// A directory for one run's logs: in memory (`/dev/shm`) where there is one. Syncs cost nothing there, and
-/// the model needs none: a crash is a kill -9, and the page cache keeps what was written.
+/// A directory for one run's logs: under `MODEL_TMPDIR` if set, else in memory (`/dev/shm`) where there is
+/// one. Syncs cost nothing there, and the model needs none: a crash is a kill -9, and the page cache keeps
+/// what was written.
 fn log_dir() -> std::io::Result<tempfile::TempDir> {
-    let builder = tempfile::Builder::new()
-        .prefix("replication-model-")
-        .clone();
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("replication-model-");
+    if let Some(dir) = std::env::var_os("MODEL_TMPDIR") {
+        return builder.tempdir_in(dir);
+    }
     let shm = std::path::Path::new("/dev/shm");
     if shm.is_dir() {
         if let Ok(dir) = builder.tempdir_in(shm) {
@@ -70,7 +89,8 @@ fn run_seed(seed: u64) -> Result<Stats, String> {
     let mut world = World::new(dir.path(), seed);
     let mut scheduler = Scheduler::new();
     let fail = |e: String| format!("seed {seed}, {e}");
-    for step in 0..FAULT_STEPS {
+    let steps = env_u64("MODEL_STEPS").unwrap_or(FAULT_STEPS);
+    for step in 0..steps {
         let situation = world.situation();
         let event = scheduler.next(step, &mut world.rng, &situation);
         world.run(event).map_err(fail)?;
@@ -151,6 +171,13 @@ fn replication_keeps_its_safety_properties_over_seeded_runs() {
             total.isr_shrinks > 0 && total.isr_expands > 0,
             "the ISR never moved: {total}"
         );
-        assert!(total.messages_dropped > 0, "no message was lost: {total}");
+        assert!(
+            total.messages_dropped > 0 && total.messages_duplicated > 0,
+            "no message was lost or retried: {total}"
+        );
+        assert!(
+            total.stalls > 0 && total.slow_links > 0,
+            "no stall or slow link: {total}"
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! The simulated network: every message between nodes and the controller waits here until the scheduler
-//! delivers it (the oldest, or any other: a reordering), or drops it. Nothing is ever duplicated. A message
+//! delivers it (the oldest, or any other: a reordering), or drops it. Only requests to the controller are
+//! ever duplicated (a retry of the forwarding layer). A message
 //! for a node that is down is lost (connection refused), and so is every message waiting for a node when it
 //! crashes (its connections die with it), so a request never reaches a later incarnation. An answer names the
 //! incarnation of the node that asked, so one reaching a restarted process is discarded too.
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use bytes::Bytes;
 use ferrite_log::EpochEndOffset;
@@ -107,6 +109,8 @@ pub enum Message {
 pub struct Envelope {
     pub from: Address,
     pub to: Address,
+    /// A retried request is sent again only after a while.
+    pub not_before: Option<Instant>,
     pub message: Message,
 }
 
@@ -158,7 +162,12 @@ impl Network {
                 return;
             }
         }
-        self.in_flight.push(Envelope { from, to, message });
+        self.in_flight.push(Envelope {
+            from,
+            to,
+            not_before: None,
+            message,
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -179,6 +188,28 @@ impl Network {
         self.in_flight.iter().map(Envelope::describe).collect()
     }
 
+    /// Sends the message at `index` again, not before `at`; returns whether there was one.
+    pub fn duplicate(&mut self, index: usize, at: Instant) -> bool {
+        match self.in_flight.get(index).cloned() {
+            Some(mut copy) => {
+                copy.not_before = Some(at);
+                self.in_flight.push(copy);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Indexes of the messages for the controller.
+    pub fn to_controller(&self) -> Vec<usize> {
+        self.in_flight
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.to == Address::Controller)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     pub fn get(&self, index: usize) -> Option<&Envelope> {
         self.in_flight.get(index)
     }
@@ -193,11 +224,13 @@ impl Network {
         self.in_flight.iter().rposition(matches)
     }
 
-    /// Indexes of the messages that can arrive now, oldest first: not for a stalled node, not on a slow link.
+    /// Indexes of the messages that can arrive now, oldest first: not for a stalled node, not on a slow link,
+    /// not a retry still waiting to be sent.
     pub fn deliverable(
         &self,
         stalled: &BTreeSet<NodeId>,
         slow: &BTreeSet<(Address, Address)>,
+        now: Instant,
     ) -> Vec<usize> {
         self.in_flight
             .iter()
@@ -205,6 +238,7 @@ impl Network {
             .filter(|(_, e)| {
                 !matches!(e.to, Address::Node(n) if stalled.contains(&n))
                     && !slow.contains(&(e.from, e.to))
+                    && e.not_before.is_none_or(|at| at <= now)
             })
             .map(|(i, _)| i)
             .collect()

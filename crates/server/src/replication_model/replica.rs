@@ -212,15 +212,19 @@ impl ModelNode {
 
     /// `Node::check_isr` for this partition: the AlterPartition to send, if the leader wants a change and
     /// has none out. One that went unanswered too long counts as refused first.
+    ///
+    /// `alter_timeout`: whether the check gives up on an AlterPartition left unanswered for `ALTER_TIMEOUT`,
+    /// as `Node::check_isr` does when `execute` fails (see `AlterFaults`); otherwise it waits for the answer.
     pub fn check_isr(
         &mut self,
         now: Instant,
         max_lag: Duration,
+        alter_timeout: bool,
     ) -> Option<(u64, AlterPartitionRequest)> {
         let id = self.id;
         let running = self.running.as_mut().filter(|r| r.serving)?;
         if let Some((_, sent)) = running.alter_out {
-            if now.saturating_duration_since(sent) < ALTER_TIMEOUT {
+            if !alter_timeout || now.saturating_duration_since(sent) < ALTER_TIMEOUT {
                 return None;
             }
             // `execute` timed out: the leader cannot tell whether the controller applied the change.

@@ -39,6 +39,12 @@ pub enum Event {
     Drop {
         index: usize,
     },
+    /// The request to the controller at `index` is sent again `after_ms` later (the forwarding layer retries
+    /// a request whose answer it did not get): both copies may arrive.
+    Duplicate {
+        index: usize,
+        after_ms: u64,
+    },
     /// `node`'s periodic ISR check (it sends AlterPartition if it leads and wants a change).
     IsrCheck {
         node: NodeId,
@@ -97,6 +103,81 @@ pub struct Situation {
     pub in_flight: usize,
     /// Indexes of the messages in flight whose receiver is not stalled, oldest first.
     pub deliverable: Vec<usize>,
+    /// Indexes of the requests to the controller in flight.
+    pub to_controller: Vec<usize>,
+}
+
+/// How often each event is chosen, relative to the others. A weight that applies to several nodes (or
+/// fetchers) is shared among them.
+struct Weights {
+    produce: u32,
+    refresh_metadata: u32,
+    follower_step: u32,
+    deliver: u32,
+    isr_check: u32,
+    heartbeat: u32,
+    metadata_pull: u32,
+    session_check: u32,
+    restart_in_storm: u32,
+    restart_in_calm: u32,
+    tick: u32,
+    drop: u32,
+    duplicate: u32,
+    fence: u32,
+    stall: u32,
+    slow_link: u32,
+    /// A crash when all three are up; when one is already down (a third crash never happens).
+    crash: u32,
+    second_crash: u32,
+}
+
+const WEIGHTS: Weights = Weights {
+    produce: 120,
+    refresh_metadata: 30,
+    follower_step: 200,
+    deliver: 300,
+    isr_check: 80,
+    heartbeat: 80,
+    metadata_pull: 30,
+    session_check: 30,
+    restart_in_storm: 40,
+    restart_in_calm: 150,
+    tick: 80,
+    drop: 30,
+    duplicate: 30,
+    fence: 30,
+    stall: 10,
+    slow_link: 30,
+    crash: 20,
+    second_crash: 3,
+};
+
+/// The choices of one step, each with its weight.
+#[derive(Default)]
+struct Choices(Vec<(u32, Event)>);
+
+impl Choices {
+    fn add(&mut self, weight: u32, event: Event) {
+        if weight > 0 {
+            self.0.push((weight, event));
+        }
+    }
+
+    /// `total` shared among `events`.
+    fn spread(&mut self, total: u32, events: impl IntoIterator<Item = Event>) {
+        let events: Vec<Event> = events.into_iter().collect();
+        if events.is_empty() || total == 0 {
+            return;
+        }
+        let each = (total / events.len() as u32).max(1);
+        self.0.extend(events.into_iter().map(|e| (each, e)));
+    }
+
+    fn pick(self, rng: &mut Rng) -> Option<Event> {
+        let weights: Vec<u32> = self.0.iter().map(|(w, _)| *w).collect();
+        let pick = rng.weighted(&weights)?;
+        self.0.into_iter().nth(pick).map(|(_, e)| e)
+    }
 }
 
 pub struct Scheduler {
@@ -113,140 +194,125 @@ impl Scheduler {
         if step.is_multiple_of(WINDOW) {
             self.storm = step > 0 && rng.chance(STORM_PERCENT);
         }
-        let mut choices: Vec<(u32, Event)> = vec![];
-        let spread = |choices: &mut Vec<(u32, Event)>, total: u32, events: Vec<Event>| {
-            if events.is_empty() || total == 0 {
-                return;
-            }
-            let each = (total / events.len() as u32).max(1);
-            choices.extend(events.into_iter().map(|e| (each, e)));
-        };
-        if !s.responsive.is_empty() {
-            choices.push((120, Event::Produce));
+        let mut choices = Choices::default();
+        routine(&mut choices, rng, s, self.storm);
+        if self.storm {
+            faults(&mut choices, rng, s);
         }
-        let responsive = s.responsive.clone();
-        let running = s.running.clone();
-        spread(
-            &mut choices,
-            30,
-            responsive
-                .iter()
-                .map(|n| Event::RefreshMetadata { from: *n })
-                .collect(),
-        );
-        spread(
-            &mut choices,
-            200,
-            s.fetchers
-                .iter()
-                .map(|(node, source)| Event::FollowerStep {
-                    node: *node,
-                    source: *source,
-                })
-                .collect(),
-        );
-        if !s.deliverable.is_empty() {
-            let index = if rng.chance(60) {
-                s.deliverable[0]
-            } else {
-                s.deliverable[rng.below(s.deliverable.len())]
-            };
-            choices.push((300, Event::Deliver { index }));
-        }
-        if self.storm && s.in_flight > 0 {
-            choices.push((
-                30,
-                Event::Drop {
-                    index: rng.below(s.in_flight),
-                },
-            ));
-        }
-        spread(
-            &mut choices,
-            50,
-            responsive
-                .iter()
-                .map(|n| Event::IsrCheck { node: *n })
-                .collect(),
-        );
-        spread(
-            &mut choices,
-            80,
-            responsive
-                .iter()
-                .map(|n| Event::Heartbeat { node: *n })
-                .collect(),
-        );
-        spread(
-            &mut choices,
-            30,
-            responsive
-                .iter()
-                .map(|n| Event::MetadataPull { node: *n })
-                .collect(),
-        );
-        choices.push((30, Event::SessionCheck));
-        let restart_weight = if self.storm { 40 } else { 150 };
-        spread(
-            &mut choices,
-            restart_weight * s.crashed.len() as u32,
-            s.crashed
-                .iter()
-                .map(|n| Event::Restart { node: *n })
-                .collect(),
-        );
-        if self.storm && !running.is_empty() {
-            // Faults hit the leader half of the time: that is where they hurt.
-            let target = match s.leader.filter(|l| running.contains(l)) {
-                Some(leader) if rng.chance(50) => leader,
-                _ => running[rng.below(running.len())],
-            };
-            choices.push((10, Event::Fence { node: target }));
-            if responsive.contains(&target) {
-                choices.push((
-                    10,
-                    Event::Stall {
-                        node: target,
-                        ms: 500 + rng.below(3500) as u64,
-                    },
-                ));
-            }
-            let ends: Vec<Address> = std::iter::once(Address::Controller)
-                .chain(
-                    s.running
-                        .iter()
-                        .chain(&s.crashed)
-                        .map(|n| Address::Node(*n)),
-                )
-                .collect();
-            let from = ends[rng.below(ends.len())];
-            let to = ends[rng.below(ends.len())];
-            if from != to {
-                choices.push((
-                    15,
-                    Event::SlowLink {
-                        from,
-                        to,
-                        ms: 200 + rng.below(4000) as u64,
-                    },
-                ));
-            }
-            // At least two of three up most of the time: a second crash is rare, a third never happens.
-            let crash_weight = match running.len() {
-                3 => 20,
-                2 => 3,
-                _ => 0,
-            };
-            choices.push((crash_weight, Event::Crash { node: target }));
-        }
-        choices.push((
-            80,
-            Event::Tick {
-                ms: 50 + rng.below(350) as u64,
-            },
-        ));
-        let weights: Vec<u32> = choices.iter().map(|(w, _)| *w).collect();
-        let pick = rng.weighted(&weights).unwrap_or(0);
-        choices[pick].1
+        choices.pick(rng).unwrap_or(Event::Tick { ms: 100 })
     }
+}
+
+/// What happens in calm and storm alike: clients, fetchers, deliveries, the periodic tasks, restarts, time.
+fn routine(choices: &mut Choices, rng: &mut Rng, s: &Situation, storm: bool) {
+    let w = &WEIGHTS;
+    if !s.responsive.is_empty() {
+        choices.add(w.produce, Event::Produce);
+    }
+    let responsive = &s.responsive;
+    choices.spread(
+        w.refresh_metadata,
+        responsive
+            .iter()
+            .map(|n| Event::RefreshMetadata { from: *n }),
+    );
+    choices.spread(
+        w.follower_step,
+        s.fetchers.iter().map(|(node, source)| Event::FollowerStep {
+            node: *node,
+            source: *source,
+        }),
+    );
+    if !s.deliverable.is_empty() {
+        // Mostly in order; sometimes any message overtakes the others.
+        let index = if rng.chance(60) {
+            s.deliverable[0]
+        } else {
+            s.deliverable[rng.below(s.deliverable.len())]
+        };
+        choices.add(w.deliver, Event::Deliver { index });
+    }
+    choices.spread(
+        w.isr_check,
+        responsive.iter().map(|n| Event::IsrCheck { node: *n }),
+    );
+    choices.spread(
+        w.heartbeat,
+        responsive.iter().map(|n| Event::Heartbeat { node: *n }),
+    );
+    choices.spread(
+        w.metadata_pull,
+        responsive.iter().map(|n| Event::MetadataPull { node: *n }),
+    );
+    choices.add(w.session_check, Event::SessionCheck);
+    let restart = if storm {
+        w.restart_in_storm
+    } else {
+        w.restart_in_calm
+    };
+    choices.spread(
+        restart * s.crashed.len() as u32,
+        s.crashed.iter().map(|n| Event::Restart { node: *n }),
+    );
+    choices.add(
+        w.tick,
+        Event::Tick {
+            ms: 50 + rng.below(350) as u64,
+        },
+    );
+}
+
+/// What only storms bring: lost, retried and slow messages, fencing, stalls and crashes. Faults aimed at a
+/// node hit the leader half of the time: that is where they hurt.
+fn faults(choices: &mut Choices, rng: &mut Rng, s: &Situation) {
+    let w = &WEIGHTS;
+    if s.in_flight > 0 {
+        choices.add(
+            w.drop,
+            Event::Drop {
+                index: rng.below(s.in_flight),
+            },
+        );
+    }
+    if !s.to_controller.is_empty() {
+        choices.add(
+            w.duplicate,
+            Event::Duplicate {
+                index: s.to_controller[rng.below(s.to_controller.len())],
+                after_ms: 500 + rng.below(4500) as u64,
+            },
+        );
+    }
+    let ends: Vec<Address> = std::iter::once(Address::Controller)
+        .chain(
+            s.running
+                .iter()
+                .chain(&s.crashed)
+                .map(|n| Address::Node(*n)),
+        )
+        .collect();
+    let (from, to) = (ends[rng.below(ends.len())], ends[rng.below(ends.len())]);
+    if from != to {
+        let ms = 200 + rng.below(4000) as u64;
+        choices.add(w.slow_link, Event::SlowLink { from, to, ms });
+    }
+    if s.running.is_empty() {
+        return;
+    }
+    let target = match s.leader.filter(|l| s.running.contains(l)) {
+        Some(leader) if rng.chance(50) => leader,
+        _ => s.running[rng.below(s.running.len())],
+    };
+    choices.add(w.fence, Event::Fence { node: target });
+    if s.responsive.contains(&target) {
+        let ms = 500 + rng.below(3500) as u64;
+        choices.add(w.stall, Event::Stall { node: target, ms });
+    }
+    // At least two of three up most of the time.
+    let crash = match s.running.len() {
+        3 => w.crash,
+        2 => w.second_crash,
+        _ => 0,
+    };
+    choices.add(crash, Event::Crash { node: target });
 }

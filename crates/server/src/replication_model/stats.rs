@@ -30,6 +30,7 @@ pub struct Stats {
     pub truncations: u64,
     pub truncated_records: u64,
     pub messages_dropped: u64,
+    pub messages_duplicated: u64,
     pub stale_roles: u64,
     /// Answers (fetched records, truncation points) the replica refused because they came from a leadership
     /// it no longer follows.
@@ -57,6 +58,7 @@ impl AddAssign for Stats {
         self.truncations += o.truncations;
         self.truncated_records += o.truncated_records;
         self.messages_dropped += o.messages_dropped;
+        self.messages_duplicated += o.messages_duplicated;
         self.stale_roles += o.stale_roles;
         self.stale_answers_refused += o.stale_answers_refused;
     }
@@ -68,7 +70,7 @@ impl fmt::Display for Stats {
             f,
             "seeds={} steps={} heal_rounds={} produced={} produce_refused={} unacknowledged={} acknowledged={} crashes={} stalls={} slow_links={} fencings={} unfencings={} \
              leader_changes={} isr_shrinks={} isr_expands={} alter_refused={} truncations={} truncated_records={} \
-             messages_dropped={} stale_roles={} stale_answers_refused={}",
+             messages_dropped={} messages_duplicated={} stale_roles={} stale_answers_refused={}",
             self.seeds,
             self.steps,
             self.heal_rounds,
@@ -88,6 +90,7 @@ impl fmt::Display for Stats {
             self.truncations,
             self.truncated_records,
             self.messages_dropped,
+            self.messages_duplicated,
             self.stale_roles,
             self.stale_answers_refused
         )
