@@ -211,10 +211,9 @@ impl ModelNode {
     }
 
     /// `Node::check_isr` for this partition: the AlterPartition to send, if the leader wants a change and
-    /// has none out. One that went unanswered too long counts as refused first.
-    ///
-    /// `alter_timeout`: whether the check gives up on an AlterPartition left unanswered for `ALTER_TIMEOUT`,
-    /// as `Node::check_isr` does when `execute` fails (see `AlterFaults`); otherwise it waits for the answer.
+    /// has none out. With `alter_timeout`, one left unanswered for `ALTER_TIMEOUT` counts as failed first, as
+    /// when `execute` fails in `Node::check_isr`; otherwise the check waits for the answer (see
+    /// `alter_faults` in world.rs).
     pub fn check_isr(
         &mut self,
         now: Instant,
