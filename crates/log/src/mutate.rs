@@ -25,12 +25,22 @@ pub struct RetentionOutcome {
 impl PartitionLog {
     /// Removes every offset >= `offset` (a batch spanning it goes whole). Used by followers to cut a divergent
     /// tail. Below the log start offset this becomes [`PartitionLog::truncate_fully_and_start_at`].
+    ///
+    /// At or past the log end no record goes, but an epoch that starts at the log end does (Kafka's
+    /// `truncateTo` does the same): this replica began it as leader and appended nothing in it, and the
+    /// records a new leader sends next may be of an older epoch, which the cache would not take. Left in
+    /// place, it would claim those records, and OffsetForLeaderEpoch would answer that the older epoch ended
+    /// where it began.
     pub fn truncate_to(&self, offset: i64) -> Result<()> {
         if offset < self.log_start_offset() {
             return self.truncate_fully_and_start_at(offset);
         }
         let mut writer = self.writer_for_mutation()?;
         if offset >= self.log_end_offset() {
+            let mut epochs = lock(&self.epochs);
+            if epochs.truncate_from_end(self.log_end_offset()) {
+                self.write_epoch_checkpoint(&epochs)?;
+            }
             return Ok(());
         }
         let view = self.view();

@@ -274,6 +274,40 @@ fn leader_epochs_are_cached_persisted_and_answered() {
 }
 
 #[test]
+fn truncating_at_the_log_end_drops_an_epoch_begun_there_without_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), LogConfig::default(), LogOptions::default()).unwrap();
+    let replica_batch = |base: i64, epoch: i32| {
+        let mut batch = simple_batch(3, 10, now());
+        ferrite_log::batch::set_base_offset(&mut batch, base);
+        ferrite_log::batch::set_partition_leader_epoch(&mut batch, epoch);
+        batch
+    };
+    log.append(replica_batch(0, 0), AppendOrigin::Replica)
+        .unwrap();
+    // Elected leader of epoch 1 at offset 3, it appends nothing; then it follows a leader whose epoch 0
+    // went on to offset 6.
+    log.begin_leader_epoch(1).unwrap();
+    assert_eq!(log.end_offset_for_epoch(0).end_offset, 3);
+    log.truncate_to(3).unwrap();
+    assert_eq!(log.latest_epoch(), Some(0), "the empty epoch 1 is gone");
+    log.append(replica_batch(3, 0), AppendOrigin::Replica)
+        .unwrap();
+    assert_eq!(
+        log.end_offset_for_epoch(0).end_offset,
+        6,
+        "epoch 0 ends where its records end"
+    );
+    drop(log);
+    let log = PartitionLog::open(dir.path(), LogConfig::default(), LogOptions::default()).unwrap();
+    assert_eq!(
+        (log.latest_epoch(), log.end_offset_for_epoch(0).end_offset),
+        (Some(0), 6),
+        "and so it stays after a restart"
+    );
+}
+
+#[test]
 fn truncation_then_append_continues_from_new_end() {
     let dir = tempfile::tempdir().unwrap();
     let clock = manual_clock();

@@ -1,9 +1,13 @@
 //! What a partition does as follower: appends what the leader sent with the leader's offsets and epochs,
 //! learns the high watermark from it, and cuts a divergent tail when a new leadership begins.
 //!
-//! Every operation checks, under the role lock's view at the time, that the replica still follows: the fetcher
-//! that called may be a step behind a metadata change that made this replica the leader, and a leader's log
-//! must never be truncated or written with someone else's offsets.
+//! Every write names the leader epoch the caller follows in, and is refused unless the replica still follows
+//! in that epoch; the role lock is held across the write. The fetcher that called may be a step behind a
+//! metadata change: one that made this replica the leader (a leader's log must never be truncated or written
+//! with someone else's offsets), or one that moved it to another leader, whose fetcher may already have
+//! truncated the log for the new leadership (an answer from the previous leader must not land after that).
+//! Holding the lock makes `set_role` wait for a write in progress, so every write for an older leadership
+//! happens before the new leadership's fetcher starts.
 
 use crate::error::ReplicaError;
 use crate::ids::{LeaderEpoch, Offset};
@@ -12,6 +16,7 @@ use crate::role::Role;
 use bytes::Bytes;
 use ferrite_log::{AppendInfo, AppendOrigin};
 use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
 
 impl Partition {
     /// The epoch this replica follows in, or why it does not follow.
@@ -26,11 +31,32 @@ impl Partition {
         }
     }
 
-    /// Appends batches fetched from the leader, keeping their offsets and epochs (producer state and the
-    /// epoch cache follow them, so this replica can lead with them). Does not sync: in durable mode the
-    /// fetcher syncs before it fetches again, since its next fetch offset tells the leader what it holds.
-    pub fn append_as_follower(&self, payload: Bytes) -> Result<AppendInfo, ReplicaError> {
-        self.check_follower()?;
+    /// The role, locked, if this replica follows in `epoch`; else why not.
+    fn lock_following(&self, epoch: LeaderEpoch) -> Result<MutexGuard<'_, Role>, ReplicaError> {
+        let role = self.lock_role();
+        match &*role {
+            Role::Follower(f) if f.epoch == epoch => Ok(role),
+            other => Err(ReplicaError::NotFollower {
+                topic: self.topic.clone(),
+                partition: self.index,
+                reason: format!(
+                    "the replica is {} in epoch {}, not a follower in epoch {epoch}",
+                    other.name(),
+                    other.epoch().map_or(-1, |e| e.0)
+                ),
+            }),
+        }
+    }
+
+    /// Appends batches fetched from the leader of `epoch`, keeping their offsets and epochs (producer state
+    /// and the epoch cache follow them, so this replica can lead with them). Does not sync: in durable mode
+    /// the fetcher syncs before it fetches again, since its next fetch offset tells the leader what it holds.
+    pub fn append_as_follower(
+        &self,
+        epoch: LeaderEpoch,
+        payload: Bytes,
+    ) -> Result<AppendInfo, ReplicaError> {
+        let _following = self.lock_following(epoch)?;
         Ok(self.log.append_unsynced(payload, AppendOrigin::Replica)?)
     }
 
@@ -43,17 +69,22 @@ impl Partition {
         self.high_watermark.fetch_max(next.0, Ordering::AcqRel);
     }
 
-    /// Removes every record at or after `offset` (a tail the new leader does not have).
-    pub fn truncate_to(&self, offset: Offset) -> Result<(), ReplicaError> {
-        self.check_follower()?;
+    /// Removes every record at or after `offset` (a tail the leader of `epoch` does not have).
+    pub fn truncate_to(&self, epoch: LeaderEpoch, offset: Offset) -> Result<(), ReplicaError> {
+        let _following = self.lock_following(epoch)?;
         self.log.truncate_to(offset.0)?;
         self.clamp_high_watermark();
         Ok(())
     }
 
-    /// Empties the log and restarts it at `offset` (this replica is behind the leader's log start).
-    pub fn truncate_fully_and_start_at(&self, offset: Offset) -> Result<(), ReplicaError> {
-        self.check_follower()?;
+    /// Empties the log and restarts it at `offset` (this replica is behind the log start of the leader of
+    /// `epoch`).
+    pub fn truncate_fully_and_start_at(
+        &self,
+        epoch: LeaderEpoch,
+        offset: Offset,
+    ) -> Result<(), ReplicaError> {
+        let _following = self.lock_following(epoch)?;
         self.log.truncate_fully_and_start_at(offset.0)?;
         self.high_watermark.store(offset.0, Ordering::Release);
         Ok(())
@@ -83,6 +114,7 @@ impl Partition {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use crate::error::ReplicaError;
     use crate::ids::{LeaderEpoch, NodeId, Offset};
     use crate::partition::Partition;
     use crate::role::{FollowerState, LeaderState, Role};
@@ -138,7 +170,7 @@ mod tests {
             bytes.extend(slice.read_to_vec().unwrap());
         }
         let info = follower_replica
-            .append_as_follower(bytes::Bytes::from(bytes))
+            .append_as_follower(LeaderEpoch(1), bytes::Bytes::from(bytes))
             .unwrap();
         assert_eq!((info.first_offset, info.last_offset), (0, 2));
         assert_eq!(follower_replica.latest_epoch(), Some(LeaderEpoch(1)));
@@ -148,12 +180,37 @@ mod tests {
             Offset(3),
             "capped at its log end"
         );
-        follower_replica.truncate_to(Offset(1)).unwrap();
+        follower_replica
+            .truncate_to(LeaderEpoch(1), Offset(1))
+            .unwrap();
         assert_eq!(follower_replica.log_end_offset(), Offset(1));
         assert_eq!(follower_replica.high_watermark(), Offset(1));
         // A leader refuses follower operations.
-        assert!(leader_replica.append_as_follower(batch("x")).is_err());
-        assert!(leader_replica.truncate_to(Offset(0)).is_err());
+        assert!(leader_replica
+            .append_as_follower(LeaderEpoch(1), batch("x"))
+            .is_err());
+        assert!(leader_replica
+            .truncate_to(LeaderEpoch(1), Offset(0))
+            .is_err());
         assert_eq!(leader_replica.log_end_offset(), Offset(3));
+        // So does a follower of a later leadership: an answer its fetcher was still waiting for belongs to the
+        // previous one, and the log (ending at 1) would otherwise take these batches (from 1).
+        let (read, _) = leader_replica.read_for_follower(1, 1 << 20, true).unwrap();
+        let mut tail = vec![];
+        for slice in read.slices {
+            tail.extend(slice.read_to_vec().unwrap());
+        }
+        follower_replica.set_role(follower(2)).unwrap();
+        assert!(matches!(
+            follower_replica.append_as_follower(LeaderEpoch(1), bytes::Bytes::from(tail)),
+            Err(ReplicaError::NotFollower { .. })
+        ));
+        assert!(follower_replica
+            .truncate_to(LeaderEpoch(1), Offset(0))
+            .is_err());
+        assert!(follower_replica
+            .truncate_fully_and_start_at(LeaderEpoch(1), Offset(0))
+            .is_err());
+        assert_eq!(follower_replica.log_end_offset(), Offset(1));
     }
 }

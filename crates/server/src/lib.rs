@@ -13,5 +13,7 @@ pub mod handlers;
 pub mod network;
 pub mod node;
 pub mod replica_fetcher;
+#[cfg(test)]
+mod replication_model;
 pub mod run;
 pub mod sys;

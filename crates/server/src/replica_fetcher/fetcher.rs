@@ -8,7 +8,7 @@ use super::{FetchState, FetcherShared, PartitionFetch};
 use crate::config::broker::ReplicationConfig;
 use crate::node::Node;
 use bytes::Bytes;
-use ferrite_replication::{NodeId, Offset, Partition, TopicPartition};
+use ferrite_replication::{LeaderEpoch, NodeId, Offset, Partition, ReplicaError, TopicPartition};
 use ferrite_wire::error_code;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -154,7 +154,7 @@ async fn truncate(
                 let cut = partition.high_watermark();
                 let empty = partition.log_end_offset() == partition.log_start_offset();
                 if !empty {
-                    cut_tail(&partition, cut).await;
+                    cut_tail(&partition, fetch.epoch, cut).await;
                 }
                 shared.update(&tp, fetch.epoch, |p| p.state = FetchState::Fetching);
             }
@@ -209,7 +209,7 @@ async fn truncate(
             if cut < local.log_end {
                 tracing::info!(topic = %tp.topic, partition = tp.partition, from = local.log_end, to = cut, leader_epoch = answer.leader_epoch, leader_end = answer.end_offset, "truncating a divergent tail");
             }
-            if cut_tail(partition, Offset(cut)).await {
+            if cut_tail(partition, fetch.epoch, Offset(cut)).await {
                 shared.update(&tp, fetch.epoch, |p| {
                     p.state = FetchState::Fetching;
                     p.retry_at = None;
@@ -224,14 +224,17 @@ async fn truncate(
     Ok(())
 }
 
-/// Truncates on a blocking thread (truncation syncs the log); returns whether it succeeded.
-async fn cut_tail(partition: &Arc<Partition>, offset: Offset) -> bool {
-    if offset >= partition.log_end_offset() {
-        return true;
-    }
+/// Truncates on a blocking thread (truncation syncs the log), only while the replica still follows in
+/// `epoch` (the leadership the answer came from); returns whether it succeeded. Called even when `offset` is
+/// at or past the log end: an epoch this replica began as leader there, without records, must go.
+async fn cut_tail(partition: &Arc<Partition>, epoch: LeaderEpoch, offset: Offset) -> bool {
     let p = Arc::clone(partition);
-    match tokio::task::spawn_blocking(move || p.truncate_to(offset)).await {
+    match tokio::task::spawn_blocking(move || p.truncate_to(epoch, offset)).await {
         Ok(Ok(())) => true,
+        Ok(Err(e @ ReplicaError::NotFollower { .. })) => {
+            tracing::debug!(topic = %partition.topic(), partition = partition.index(), error = %e, "not truncating: the leadership moved on");
+            false
+        }
         Ok(Err(e)) => {
             tracing::error!(topic = %partition.topic(), partition = partition.index(), error = %e, "truncation failed");
             false
@@ -316,7 +319,7 @@ async fn fetch(
             let Some((partition, fetch)) = replicas.get(&tp) else {
                 continue;
             };
-            let outcome = apply_answer(node, partition, &answer).await;
+            let outcome = apply_answer(node, partition, fetch.epoch, &answer).await;
             match outcome {
                 Answer::Appended { sync } => {
                     if sync {
@@ -362,9 +365,12 @@ enum Answer {
     Retry(i16),
 }
 
+/// `epoch` is the leadership the fetch was sent in: the partition may have moved to another leader (and its
+/// fetcher truncated the log for it) while this answer was on its way, and then nothing of it is applied.
 async fn apply_answer(
     node: &Node,
     partition: &Arc<Partition>,
+    epoch: LeaderEpoch,
     answer: &kafka_protocol::messages::fetch_response::PartitionData,
 ) -> Answer {
     match answer.error_code {
@@ -373,8 +379,10 @@ async fn apply_answer(
             if partition.log_end_offset().0 < answer.log_start_offset {
                 // Behind the leader's log start (retention or DeleteRecords there): start over from it.
                 let (p, start) = (Arc::clone(partition), Offset(answer.log_start_offset));
-                let restarted =
-                    tokio::task::spawn_blocking(move || p.truncate_fully_and_start_at(start)).await;
+                let restarted = tokio::task::spawn_blocking(move || {
+                    p.truncate_fully_and_start_at(epoch, start)
+                })
+                .await;
                 return match restarted {
                     Ok(Ok(())) => Answer::Appended { sync: false },
                     _ => Answer::Retry(error_code::KAFKA_STORAGE_ERROR),
@@ -388,7 +396,7 @@ async fn apply_answer(
     if let Some(records) = answer.records.as_ref().map(|r| complete_batches(r.clone())) {
         if !records.is_empty() {
             let bytes = records.len() as u64;
-            match partition.append_as_follower(records) {
+            match partition.append_as_follower(epoch, records) {
                 Ok(info) => {
                     wrote = true;
                     node.metrics
@@ -403,10 +411,9 @@ async fn apply_answer(
                         });
                     }
                 }
-                // The metadata made this replica something else while the fetch was out: the directive
-                // that follows takes it off this fetcher.
-                Err(ferrite_replication::ReplicaError::NotFollower { .. }) => {
-                    return Answer::Retry(error_code::NOT_LEADER_OR_FOLLOWER)
+                Err(ReplicaError::NotFollower { .. }) => {
+                    // The leadership moved on while the fetch was out: the answer is dropped.
+                    return Answer::Retry(error_code::NOT_LEADER_OR_FOLLOWER);
                 }
                 Err(e) => {
                     tracing::warn!(topic = %partition.topic(), partition = partition.index(), error = %e, "appending fetched records failed; truncating again");
