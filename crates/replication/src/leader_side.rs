@@ -39,8 +39,21 @@ pub enum AckStatus {
     NotLeader,
 }
 
-/// How long a proposal may stay unanswered before the leader sends its view again (the controller may have
-/// failed over and lost it).
+/// Why an ISR proposal came back without the change showing in the metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsrProposalFailure {
+    /// The controller refused it against the partition state it was computed from: it was not applied, and
+    /// the next check computes a proposal afresh.
+    Refused,
+    /// No answer (a timeout, a lost answer, no controller), or refused because the partition moved on,
+    /// perhaps by this very change: it may have been applied. The members it adds stay counted for the high
+    /// watermark, and the same proposal is sent again, until the metadata shows the partition's next state
+    /// (KIP-497's rule: never count fewer members than the controller may have admitted).
+    Unknown,
+}
+
+/// How long a proposal may stay unanswered before the leader sends it again (the controller may have failed
+/// over and lost it).
 const PROPOSAL_RETRY: Duration = Duration::from_secs(5);
 
 impl Partition {
@@ -158,10 +171,18 @@ impl Partition {
             return None;
         };
         let mut leadership = self.lock_leadership();
-        if let Some((_, sent)) = &leadership.pending_isr {
+        if let Some((pending, sent)) = &mut leadership.pending_isr {
             if now.saturating_duration_since(*sent) < PROPOSAL_RETRY {
                 return None;
             }
+            // Unconfirmed: the same change again, never a recomputed one that might drop a member the
+            // controller already admitted.
+            *sent = now;
+            return Some(IsrProposal {
+                leader_epoch: leader.epoch,
+                partition_epoch: leader.partition_epoch,
+                isr: pending.clone(),
+            });
         }
         let isr = proposed_isr(
             self.local,
@@ -180,10 +201,12 @@ impl Partition {
         })
     }
 
-    /// The controller refused or did not answer a proposal: the next check computes one afresh.
-    pub fn isr_proposal_failed(&self) {
-        self.lock_leadership().pending_isr = None;
-        self.advance_high_watermark();
+    /// A proposal came back without the change (see [`IsrProposalFailure`]).
+    pub fn isr_proposal_failed(&self, failure: IsrProposalFailure) {
+        if failure == IsrProposalFailure::Refused {
+            self.lock_leadership().pending_isr = None;
+            self.advance_high_watermark();
+        }
     }
 
     /// The followers as this leader tracks them: (node, log end if known, time since last caught up).

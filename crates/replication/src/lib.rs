@@ -27,7 +27,7 @@ mod waiters;
 
 pub use error::ReplicaError;
 pub use ids::{LeaderEpoch, NodeId, Offset};
-pub use leader_side::{AckStatus, IsrProposal};
+pub use leader_side::{AckStatus, IsrProposal, IsrProposalFailure};
 pub use partition::Partition;
 pub use replica_manager::{PartitionChange, ReplicaManager, TopicPartition};
 pub use role::{FollowerState, LeaderState, Role};

@@ -36,7 +36,7 @@ pub fn topic_error_code(e: &TopicError) -> i16 {
         TopicError::InvalidReplicationFactor(_) => error_code::INVALID_REPLICATION_FACTOR,
         TopicError::InvalidReplicaAssignment(_) => error_code::INVALID_REPLICA_ASSIGNMENT,
         TopicError::InvalidConfig(_) => error_code::INVALID_CONFIG,
-        TopicError::InvalidRequest(_) => error_code::INVALID_REQUEST,
+        TopicError::InvalidRequest(_) | TopicError::Stale(_) => error_code::INVALID_REQUEST,
         TopicError::NotController(_) => error_code::NOT_CONTROLLER,
         TopicError::Timeout(_) => error_code::REQUEST_TIMED_OUT,
         TopicError::Storage(_) | TopicError::LogDir(_) => error_code::KAFKA_STORAGE_ERROR,

@@ -130,6 +130,7 @@ pub enum ControllerFailure {
     InvalidRequest(String),
     Storage(String),
     Timeout(String),
+    Stale(String),
     /// The node asked is not the active controller; `leader` is the one it knows, if any.
     NotController {
         leader: Option<i32>,
@@ -153,6 +154,7 @@ impl From<&TopicError> for ControllerFailure {
             TopicError::InvalidConfig(m) => ControllerFailure::InvalidConfig(m.clone()),
             TopicError::InvalidRequest(m) => ControllerFailure::InvalidRequest(m.clone()),
             TopicError::Timeout(m) => ControllerFailure::Timeout(m.clone()),
+            TopicError::Stale(m) => ControllerFailure::Stale(m.clone()),
             TopicError::NotController(m) => ControllerFailure::NotController {
                 leader: None,
                 reason: m.clone(),
@@ -181,6 +183,7 @@ impl From<ControllerFailure> for TopicError {
             ControllerFailure::InvalidRequest(m) => TopicError::InvalidRequest(m),
             ControllerFailure::Storage(m) => TopicError::Storage(m),
             ControllerFailure::Timeout(m) => TopicError::Timeout(m),
+            ControllerFailure::Stale(m) => TopicError::Stale(m),
             ControllerFailure::NotController { reason, .. } => TopicError::NotController(reason),
         }
     }
@@ -461,7 +464,7 @@ impl Node {
             ControllerOp::FenceBroker { node_id } => Some(self.fence_records(image, node_id)),
             ControllerOp::AlterPartition(request) => {
                 super::isr_change::altered_partition(image, &request)
-                    .map_err(|e| TopicError::InvalidRequest(e.to_string()))?
+                    .map_err(super::isr_change::AlterPartitionError::into_topic_error)?
                     .map(|record| {
                         tracing::info!(topic_id = %request.topic_id, partition = request.partition, isr = ?record.isr, "ISR changed");
                         // The new ISR may be what a reassignment waited for.

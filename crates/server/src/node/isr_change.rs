@@ -16,7 +16,7 @@
 use super::controller::ControllerOp;
 use super::Node;
 use ferrite_metadata::{MetadataImage, PartitionRecord};
-use ferrite_replication::{LeaderEpoch, NodeId};
+use ferrite_replication::{IsrProposalFailure, LeaderEpoch, NodeId};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -47,6 +47,21 @@ pub enum AlterPartitionError {
     IneligibleReplica(i32),
     #[error("{0}")]
     InvalidIsr(String),
+}
+
+impl AlterPartitionError {
+    /// A change refused because the partition moved on (possibly by this very change, applied before its
+    /// answer was lost) is `Stale`: the leader keeps counting the members it adds until the metadata shows
+    /// the partition's next state. Any other refusal says the change was not applied.
+    pub fn into_topic_error(self) -> super::TopicError {
+        match self {
+            AlterPartitionError::FencedLeaderEpoch { .. }
+            | AlterPartitionError::InvalidUpdateVersion { .. } => {
+                super::TopicError::Stale(self.to_string())
+            }
+            other => super::TopicError::InvalidRequest(other.to_string()),
+        }
+    }
 }
 
 /// The partition record after the change, or `None` when the ISR asked for is the one in force.
@@ -128,7 +143,7 @@ impl Node {
                 continue;
             };
             let Some(topic) = image.topic(partition.topic()) else {
-                partition.isr_proposal_failed();
+                partition.isr_proposal_failed(IsrProposalFailure::Refused);
                 continue;
             };
             let before = topic
@@ -154,8 +169,14 @@ impl Node {
                     tracing::info!(topic = %partition.topic(), partition = partition.index(), from = before, isr = ?proposal.isr, "ISR change accepted");
                 }
                 Err(e) => {
-                    tracing::warn!(topic = %partition.topic(), partition = partition.index(), isr = ?proposal.isr, error = %e, "ISR change refused");
-                    partition.isr_proposal_failed();
+                    // Only a refusal against the state the change was computed from says it was not
+                    // applied; after a timeout, a lost answer or a stale refusal it may have been.
+                    let failure = match e {
+                        super::TopicError::InvalidRequest(_) => IsrProposalFailure::Refused,
+                        _ => IsrProposalFailure::Unknown,
+                    };
+                    tracing::warn!(topic = %partition.topic(), partition = partition.index(), isr = ?proposal.isr, error = %e, ?failure, "ISR change not confirmed");
+                    partition.isr_proposal_failed(failure);
                 }
             }
         }

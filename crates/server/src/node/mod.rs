@@ -75,6 +75,10 @@ pub enum TopicError {
     /// The quorum did not commit the change in time (it may have lost its majority); retriable.
     #[error("{0}")]
     Timeout(String),
+    /// A change computed from a state the metadata has moved on from (a newer leader or partition epoch),
+    /// refused; the newer state reaches the asking node through the metadata.
+    #[error("{0}")]
+    Stale(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error(transparent)]

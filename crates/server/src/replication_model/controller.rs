@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::stats::Stats;
 use crate::node::isr_change::{altered_partition, AlterPartitionRequest};
 use crate::node::lifecycle::{partitions_after_fence, partitions_after_unfence, BrokerLiveness};
+use ferrite_replication::IsrProposalFailure;
 
 pub const TOPIC: &str = "model";
 pub const TOPIC_ID: Uuid = Uuid::from_u128(0x5EED);
@@ -217,18 +218,27 @@ impl Controller {
         self.commit(&records, stats)
     }
 
-    /// AlterPartition: `Ok(changed)` if accepted (the ISR may already be the one asked for), `Err` if refused.
+    /// AlterPartition: `Ok(changed)` if accepted (the ISR may already be the one asked for), `Err` with what
+    /// the refusal tells the leader (as `Node::check_isr` reads the real controller's answer).
     pub fn alter_partition(
         &mut self,
         request: &AlterPartitionRequest,
         stats: &mut Stats,
-    ) -> Result<bool, ()> {
+    ) -> Result<bool, IsrProposalFailure> {
         match altered_partition(&self.image, request) {
-            Ok(Some(record)) => Ok(self.commit(&[MetadataRecord::Partition(record)], stats)),
+            Ok(Some(record)) => {
+                // The new ISR may be what a reassignment waited for (none in the model, but the same path).
+                let record =
+                    crate::node::reassignment::completed(&self.image, &record).unwrap_or(record);
+                Ok(self.commit(&[MetadataRecord::Partition(record)], stats))
+            }
             Ok(None) => Ok(false),
-            Err(_) => {
+            Err(e) => {
                 stats.alter_refused += 1;
-                Err(())
+                Err(match e.into_topic_error() {
+                    crate::node::TopicError::InvalidRequest(_) => IsrProposalFailure::Refused,
+                    _ => IsrProposalFailure::Unknown,
+                })
             }
         }
     }

@@ -165,11 +165,11 @@ impl World {
                 id,
                 accepted,
             } if incarnation == current => {
-                let ok = accepted.is_some();
-                if let Some((offset, record)) = accepted {
+                let outcome = accepted.as_ref().map(|_| ()).map_err(|f| *f);
+                if let Ok((offset, record)) = accepted {
                     n.apply_metadata(offset, record, stats);
                 }
-                n.on_alter_answer(id, ok);
+                n.on_alter_answer(id, outcome);
             }
             Message::Registered {
                 incarnation,
@@ -222,8 +222,7 @@ impl World {
                         incarnation,
                         id,
                         accepted: result
-                            .is_ok()
-                            .then(|| (self.controller.offset(), self.controller.record().clone())),
+                            .map(|_| (self.controller.offset(), self.controller.record().clone())),
                     },
                 );
             }

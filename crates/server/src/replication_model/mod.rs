@@ -29,8 +29,8 @@
 //!   MODEL_TRACE=n, MODEL_TRACE_STATES    keep the last n events in a failure report (default 60); note every
 //!                         replica's role, log end and high watermark, and every delivery, after each event
 //!   MODEL_TRACE_SCENARIO  print the end state of each scripted scenario
-//!   MODEL_ALTER_FAULTS    let AlterPartition be lost, retried and timed out too (see world.rs: it finds the
-//!                         known bug of scenarios.rs)
+//!   MODEL_SPARE_ALTER     deliver every AlterPartition and its answer exactly once (by default they are lost,
+//!                         retried and timed out like other messages; see world.rs)
 //!   MODEL_TMPDIR          put the logs there instead of /dev/shm
 //! ```
 

@@ -77,7 +77,7 @@ pub enum Message {
     AlterPartitionAnswer {
         incarnation: u64,
         id: u64,
-        accepted: Option<(u64, PartitionRecord)>,
+        accepted: Result<(u64, PartitionRecord), ferrite_replication::IsrProposalFailure>,
     },
     /// A (re)started broker to the controller, and the controller's acknowledgement.
     Register {

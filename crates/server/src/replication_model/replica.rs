@@ -228,7 +228,9 @@ impl ModelNode {
             }
             // `execute` timed out: the leader cannot tell whether the controller applied the change.
             running.alter_out = None;
-            running.partition.isr_proposal_failed();
+            running
+                .partition
+                .isr_proposal_failed(ferrite_replication::IsrProposalFailure::Unknown);
         }
         let proposal = running.partition.isr_proposal(now, max_lag)?;
         let alter = running.next_alter;
@@ -245,15 +247,19 @@ impl ModelNode {
         Some((alter, request))
     }
 
-    /// The controller's answer to the AlterPartition out; a refusal makes the next check start afresh.
-    pub fn on_alter_answer(&mut self, id: u64, accepted: bool) {
+    /// The controller's answer to the AlterPartition out, as `Node::check_isr` takes it.
+    pub fn on_alter_answer(
+        &mut self,
+        id: u64,
+        outcome: Result<(), ferrite_replication::IsrProposalFailure>,
+    ) {
         let Some(running) = self.running.as_mut() else {
             return;
         };
         if running.alter_out.is_some_and(|(out, _)| out == id) {
             running.alter_out = None;
-            if !accepted {
-                running.partition.isr_proposal_failed();
+            if let Err(failure) = outcome {
+                running.partition.isr_proposal_failed(failure);
             }
         }
     }

@@ -198,14 +198,12 @@ fn an_epoch_led_without_appends_does_not_survive_truncation() {
 
 /// The leader asks for a caught-up follower back in the ISR and counts it towards the high watermark while
 /// the change is pending; the controller accepts, but neither its answer nor the metadata reach the leader
-/// before the ISR check gives up waiting. `isr_proposal_failed` then stops counting the follower, the high
-/// watermark moves on without it, and a record is acknowledged that the follower, in sync as far as the
-/// controller is concerned and so electable, does not have. The seeded runs find it with
-/// `MODEL_ALTER_FAULTS=1` (seed 1806: a deposed leader's AlterPartition times out and its high watermark
-/// then passes what the new leader's other in-sync replica holds); by default they spare AlterPartition
-/// those faults until this is fixed (see world.rs).
+/// before the ISR check gives up waiting. The leader used to stop counting the follower then, so the high
+/// watermark moved on without it and a record was acknowledged that the follower, in sync as far as the
+/// controller is concerned and so electable, did not have (the seeded runs found it at seed 1806 once
+/// AlterPartition could be lost). Now an unconfirmed change stays counted (`IsrProposalFailure::Unknown`).
 #[test]
-#[ignore = "known bug: a failed AlterPartition forgets a member the controller may have admitted"]
+
 fn an_isr_expansion_whose_answer_is_lost_keeps_counting_the_new_member() {
     scenario(|w| {
         w.run(Event::Produce)?;
