@@ -66,7 +66,39 @@ impl Partition {
             return;
         }
         let next = leader_high_watermark.min(self.log_end_offset());
-        self.high_watermark.fetch_max(next.0, Ordering::AcqRel);
+        let previous = self.high_watermark.fetch_max(next.0, Ordering::AcqRel);
+        if next.0 > previous {
+            // Consumers reading from this follower (KIP-392) wait for it.
+            self.waiters.wake_all();
+        }
+    }
+
+    /// Checks that this replica can serve a consumer's read (KIP-392: a follower serves reads up to its high
+    /// watermark), with Kafka's fencing of the client's view of the leader epoch.
+    pub fn check_readable(&self, requested: Option<LeaderEpoch>) -> Result<(), ReplicaError> {
+        let current = match &*self.lock_role() {
+            Role::Leader(l) => l.epoch,
+            Role::Follower(f) => f.epoch,
+            Role::Offline => {
+                return Err(ReplicaError::NotLeader {
+                    topic: self.topic.clone(),
+                    partition: self.index,
+                    role: "offline",
+                    leader: None,
+                })
+            }
+        };
+        match requested {
+            Some(r) if r < current => Err(ReplicaError::FencedLeaderEpoch {
+                requested: r,
+                current,
+            }),
+            Some(r) if r > current => Err(ReplicaError::UnknownLeaderEpoch {
+                requested: r,
+                current,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Removes every record at or after `offset` (a tail the leader of `epoch` does not have).

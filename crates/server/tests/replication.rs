@@ -798,3 +798,86 @@ fn a_partition_moves_to_other_brokers_and_grows_without_losing_records() {
     assert_exactly_once(&all, &read);
     assert_eq!(read.len(), all.len());
 }
+
+#[test]
+fn a_consumer_reads_from_the_in_sync_replica_in_its_rack() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let spec = replicated(ClusterSpec::combined(3))
+        .with(
+            "replica.selector.class",
+            "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+        )
+        .with("offsets.topic.replication.factor", "1")
+        .with_for(1, "broker.rack", "rack-1")
+        .with_for(2, "broker.rack", "rack-2")
+        .with_for(3, "broker.rack", "rack-3");
+    let mut cluster = Cluster::start(spec);
+    cluster.wait_for_brokers(3);
+    let t = topic("closest");
+    let (code, message) = cluster.create_topic(1, &t, 1, 3).unwrap();
+    assert_eq!(code, NONE, "{message}");
+    cluster.wait_for_isr(1, &t, 1, 3, ISR_TIMEOUT);
+    let leader = cluster
+        .metadata(1)
+        .unwrap()
+        .partition(&t, 0)
+        .unwrap()
+        .leader;
+    let near = (1..=3).find(|id| *id != leader).unwrap();
+    let all = acked(
+        produce_with(
+            &cluster.bootstrap_servers(),
+            SAFE_PRODUCER,
+            &t,
+            Some(0),
+            0..200,
+        ),
+        0,
+    );
+    // __consumer_offsets has one replica per partition (nobody fetches it) and the topic's leader is
+    // elsewhere: nothing but this consumer's fetches can make node `near` send records.
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("group.id", format!("{t}-reader"))
+        .set("enable.auto.commit", "false")
+        .set("client.rack", format!("rack-{near}"))
+        .create()
+        .unwrap();
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition_offset(&t, 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&list).unwrap();
+    let mut read = vec![];
+    let deadline = Instant::now() + CONSUME_TIMEOUT;
+    while read.len() < all.len() && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            read.push(Consumed {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                value: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+            });
+        }
+    }
+    drop(consumer);
+    assert_exactly_once(&all, &read);
+    // The follower in the consumer's rack served the records: its totals at shutdown say so.
+    assert_eq!(cluster.stop(near), Some(0));
+    let totals = cluster
+        .log(near)
+        .lines()
+        .rev()
+        .find(|l| l.contains("fetch path totals"))
+        .unwrap_or_default()
+        .to_string();
+    let sendfile_bytes: u64 = totals
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("sendfile_bytes="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        sendfile_bytes > 0,
+        "node {near} (rack-{near}, a follower) sent no records to the consumer: {totals}"
+    );
+}

@@ -121,7 +121,14 @@ pub struct ReplicationConfig {
     pub leader_imbalance_check_interval_seconds: i64,
     /// `leader.imbalance.per.broker.percentage`.
     pub leader_imbalance_per_broker_percentage: i32,
+    /// `replica.selector.class`: `Some` (Kafka's `RackAwareReplicaSelector`, the one selector Ferrite has) lets
+    /// consumers that name their rack read from an in-sync replica in it (KIP-392).
+    pub replica_selector_class: Option<String>,
 }
+
+/// The selector class that sends consumers to an in-sync replica in their rack.
+pub const RACK_AWARE_REPLICA_SELECTOR: &str =
+    "org.apache.kafka.common.replica.RackAwareReplicaSelector";
 
 impl Default for ReplicationConfig {
     fn default() -> Self {
@@ -138,6 +145,7 @@ impl Default for ReplicationConfig {
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
             leader_imbalance_per_broker_percentage: 10,
+            replica_selector_class: None,
         }
     }
 }
@@ -388,6 +396,20 @@ impl BrokerConfig {
                 let rack = setting.value.trim();
                 self.broker_rack = (!rack.is_empty()).then(|| rack.to_string());
             }
+            "replica.selector.class" => {
+                let class = setting.value.trim();
+                self.replication.replica_selector_class = match class {
+                    "" => None,
+                    RACK_AWARE_REPLICA_SELECTOR => Some(class.to_string()),
+                    _ => {
+                        return Err(invalid(
+                            name,
+                            setting,
+                            format!("the only selector is {RACK_AWARE_REPLICA_SELECTOR}"),
+                        ))
+                    }
+                };
+            }
             "metadata.log.dir" => {
                 self.quorum.metadata_log_dir = Some(PathBuf::from(setting.value.trim()));
             }
@@ -557,6 +579,11 @@ impl BrokerConfig {
             "controller.quorum.voters" => self.quorum.voters_text(),
             "controller.listener.names" => self.quorum.controller_listener_name.clone(),
             "broker.rack" => self.broker_rack.clone().unwrap_or_default(),
+            "replica.selector.class" => self
+                .replication
+                .replica_selector_class
+                .clone()
+                .unwrap_or_default(),
             "metadata.log.dir" => self
                 .quorum
                 .metadata_log_dir

@@ -150,6 +150,12 @@ pub(super) const BROKER_SETTINGS: &[BrokerSettingDef] = &[
         "The share of a broker's preferred partitions led elsewhere above which they are moved back.",
     ),
     setting(
+        "replica.selector.class",
+        Kind::Text,
+        None,
+        "org.apache.kafka.common.replica.RackAwareReplicaSelector lets consumers read from an in-sync replica in their rack (client.rack).",
+    ),
+    setting(
         "controlled.shutdown.enable",
         Kind::Bool,
         Some("true"),

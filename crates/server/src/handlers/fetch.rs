@@ -9,6 +9,10 @@
 //!   clients to keep sending full fetches; an unknown session id gets FETCH_SESSION_ID_NOT_FOUND.
 //! - `read_committed` stops at the last stable offset (the high watermark: there are no transactions yet) and
 //!   lists no aborted transactions.
+//! - KIP-392: from v11 a consumer may read from a follower, up to the follower's high watermark; with
+//!   `replica.selector.class` set to the rack-aware selector, a leader answers a consumer that names a rack
+//!   other than its own with the in-sync replica in that rack most caught up (`preferred_read_replica`, no
+//!   records), and the client fetches from it.
 //! - A follower's fetch (replica id, or from v15 the ReplicaState, of a broker) reads up to the log end, not
 //!   the high watermark, and its fetch offset tells the leader how far the follower has the log: it is
 //!   recorded before the read, so the high watermark in the answer already counts it. Its long poll waits for
@@ -156,6 +160,42 @@ fn down_convert(
     body
 }
 
+/// KIP-392 with the rack-aware selector: on a leader, for a consumer in another rack, the in-sync replica in
+/// the consumer's rack that has the most of the log; `None` to serve the consumer here.
+fn preferred_read_replica(
+    broker: &Node,
+    partition: &ferrite_replication::Partition,
+    rack: &str,
+) -> Option<NodeId> {
+    broker.config.replication.replica_selector_class.as_ref()?;
+    if broker.config.broker_rack.as_deref() == Some(rack) || partition.check_leader(None).is_err() {
+        return None;
+    }
+    let image = broker.image();
+    let record = image
+        .topic(partition.topic())?
+        .partitions
+        .get(&partition.index())?
+        .clone();
+    let progress = partition.follower_progress(Instant::now());
+    record
+        .isr
+        .iter()
+        .copied()
+        .filter(|n| {
+            image
+                .broker(*n)
+                .is_some_and(|b| b.rack.as_deref() == Some(rack) && !image.is_fenced(*n))
+        })
+        .max_by_key(|n| {
+            progress
+                .iter()
+                .find(|(id, _, _)| id == n)
+                .and_then(|(_, end, _)| *end)
+                .map_or(-1, |o| o.0)
+        })
+}
+
 /// Asks every requested partition to wake `woken` when it gets data: when its high watermark moves for a
 /// consumer, at its next append for a follower.
 fn register_interest(
@@ -211,14 +251,17 @@ fn read(
         };
         for p in &wanted.partitions {
             let min_one = total == 0;
+            let client_rack =
+                (version >= 11 && !request.rack_id.is_empty()).then(|| request.rack_id.as_str());
             let part = read_partition(
-                &broker.replicas,
+                broker,
                 topic.as_ref(),
                 p,
                 ReadAs {
                     replica,
                     isolation_level: request.isolation_level,
                     version,
+                    client_rack,
                 },
                 remaining,
                 min_one,
@@ -236,25 +279,29 @@ fn read(
 
 /// Who reads, and how.
 #[derive(Clone, Copy)]
-struct ReadAs {
+struct ReadAs<'a> {
     /// A follower (`Some`) reads to the log end; a consumer to the high watermark.
     replica: Option<NodeId>,
     isolation_level: i8,
     version: i16,
+    /// A consumer's `client.rack` (Fetch v11+), for the preferred read replica.
+    client_rack: Option<&'a str>,
 }
 
 fn read_partition(
-    replicas: &ReplicaManager,
+    broker: &Node,
     topic: Option<&Arc<Topic>>,
     wanted: &kafka_protocol::messages::fetch_request::FetchPartition,
-    how: ReadAs,
+    how: ReadAs<'_>,
     response_budget: u64,
     min_one: bool,
 ) -> FetchPartition {
+    let replicas: &ReplicaManager = &broker.replicas;
     let ReadAs {
         replica,
         isolation_level,
         version,
+        client_rack,
     } = how;
     let mut out = FetchPartition {
         partition_index: wanted.partition,
@@ -285,9 +332,21 @@ fn read_partition(
     out.high_watermark = partition.high_watermark().0;
     out.last_stable_offset = out.high_watermark;
     out.log_start_offset = partition.log_start_offset().0;
-    if let Err(e) = partition.check_leader(requested_epoch(wanted.current_leader_epoch)) {
+    let epoch = requested_epoch(wanted.current_leader_epoch);
+    let serving = match replica {
+        // KIP-392: a consumer from v11 on may read from a follower.
+        None if version >= 11 => partition.check_readable(epoch),
+        _ => partition.check_leader(epoch).map(|_| ()),
+    };
+    if let Err(e) = serving {
         out.error_code = replica_error_code(&e);
         return out;
+    }
+    if let (None, Some(rack)) = (replica, client_rack) {
+        if let Some(preferred) = preferred_read_replica(broker, &partition, rack) {
+            out.preferred_read_replica = preferred.0;
+            return out;
+        }
     }
     if isolation_level == READ_COMMITTED {
         out.aborted_transactions = Some(Vec::new());

@@ -115,6 +115,13 @@ impl ClusterSpec {
         self.overrides.push((name.to_string(), value.to_string()));
         self
     }
+
+    /// A setting for node `id` alone (after the ones for every node), such as its `broker.rack`.
+    pub fn with_for(mut self, id: i32, name: &str, value: &str) -> ClusterSpec {
+        self.overrides
+            .push((format!("@{id}:{name}"), value.to_string()));
+        self
+    }
 }
 
 /// One `ferrite` process; its ports and data directory stay the same across restarts.
@@ -197,7 +204,17 @@ impl ClusterNode {
             ("controller.quorum.voters", voters.to_string()),
         ];
         let own = own.iter().map(|(k, v)| (k.to_string(), v.clone()));
-        for (k, v) in own.chain(overrides.iter().cloned()) {
+        // Settings for one node are stored as `@<id>:<name>`.
+        let mine = format!("@{}:", self.id);
+        let overrides = overrides
+            .iter()
+            .filter_map(|(k, v)| match k.strip_prefix('@') {
+                None => Some((k.clone(), v.clone())),
+                Some(_) => k
+                    .strip_prefix(mine.as_str())
+                    .map(|name| (name.to_string(), v.clone())),
+            });
+        for (k, v) in own.chain(overrides) {
             cmd.arg("--override").arg(format!("{k}={v}"));
         }
         let mut child = cmd
