@@ -132,11 +132,16 @@ mod tests {
         let gc = Arc::new(GroupCommit::new(0));
         let end = Arc::new(AtomicI64::new(0));
         let syncs = Arc::new(AtomicUsize::new(0));
+        // Every waiter has appended before any of them waits, so the first sync covers all 16: with sharing,
+        // exactly one sync runs (without it, one per waiter).
+        let appended = Arc::new(std::sync::Barrier::new(16));
         let threads: Vec<_> = (0..16)
             .map(|i| {
                 let (gc, end, syncs) = (Arc::clone(&gc), Arc::clone(&end), Arc::clone(&syncs));
+                let appended = Arc::clone(&appended);
                 std::thread::spawn(move || {
                     let target = end.fetch_add(1, Ordering::SeqCst) + 1;
+                    appended.wait();
                     let outcome = gc.wait_for::<()>(target, || {
                         syncs.fetch_add(1, Ordering::SeqCst);
                         let covered = end.load(Ordering::SeqCst);
@@ -151,7 +156,11 @@ mod tests {
         for t in threads {
             t.join().expect("thread");
         }
-        assert!(syncs.load(Ordering::SeqCst) <= 16);
+        assert_eq!(
+            syncs.load(Ordering::SeqCst),
+            1,
+            "the 16 waiters shared one sync"
+        );
         assert_eq!(gc.durable_end(), 16);
     }
 

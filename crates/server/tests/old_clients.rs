@@ -427,7 +427,11 @@ fn kafka_go_0_2_1() {
         .lines()
         .find(|l| l.contains("fetch path totals"))
         .unwrap_or_else(|| panic!("no totals line in the broker log:\n{log}"));
-    for counter in ["produce_up_converted_batches", "fetch_down_converted_bytes"] {
+    for counter in [
+        "produce_up_converted_batches",
+        "fetch_down_converted_bytes",
+        "copied_bytes",
+    ] {
         let value: u64 = totals
             .split_whitespace()
             .find_map(|w| w.strip_prefix(&format!("{counter}=")))

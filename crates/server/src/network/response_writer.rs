@@ -54,8 +54,15 @@ async fn write_chunks(
 ) -> io::Result<()> {
     for chunk in chunks {
         match chunk {
-            Chunk::Memory(bytes) | Chunk::Records(RecordData::Memory(bytes)) => {
-                writer.write_all(bytes).await?
+            Chunk::Memory(bytes) => writer.write_all(bytes).await?,
+            // Record bytes built in memory (Fetch v0-3's down-converted message sets): copied, not sent
+            // with sendfile(2).
+            Chunk::Records(RecordData::Memory(bytes)) => {
+                writer.write_all(bytes).await?;
+                broker
+                    .metrics
+                    .fetch_copied_bytes
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
             }
             Chunk::Records(RecordData::File(slice)) => {
                 send_file_slice(writer, slice).await?;

@@ -102,7 +102,8 @@ impl From<ferrite_log::LogError> for TopicError {
 pub struct Metrics {
     /// Record bytes sent to sockets with sendfile(2).
     pub fetch_sendfile_bytes: AtomicU64,
-    /// Record bytes copied through user space (none on plaintext connections).
+    /// Record bytes written to sockets from memory instead of sendfile(2): the message sets down-converted for
+    /// Fetch v0-3 (none for current clients on plaintext connections).
     pub fetch_copied_bytes: AtomicU64,
     pub produce_requests: AtomicU64,
     pub fetch_requests: AtomicU64,
