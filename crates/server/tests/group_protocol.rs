@@ -188,7 +188,6 @@ fn two_members_rebalance_and_fencing_codes() {
     let first: JoinGroupResponse = b.call(ApiKey::JoinGroup, 9, &join_request("g", "", None, &t));
     let mb = first.member_id.to_string();
     let pending = b.send(ApiKey::JoinGroup, 9, &join_request("g", &mb, None, &t));
-    std::thread::sleep(Duration::from_millis(300));
     let hb = |raw: &mut Raw, member: &str, generation: i32| {
         let mut r = HeartbeatRequest::default();
         r.group_id = gid("g");
@@ -197,11 +196,18 @@ fn two_members_rebalance_and_fencing_codes() {
         let resp: HeartbeatResponse = raw.call(ApiKey::Heartbeat, 4, &r);
         resp.error_code
     };
-    assert_eq!(
-        hb(&mut a, &ma, gen1),
-        27,
-        "REBALANCE_IN_PROGRESS tells a to rejoin"
-    );
+    // Once the broker has taken b's join, the group prepares a rebalance: a's heartbeats say so
+    // (REBALANCE_IN_PROGRESS tells a to rejoin); until then they answer NONE.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match hb(&mut a, &ma, gen1) {
+            27 => break,
+            0 if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            other => panic!("a's heartbeat answered {other}, not REBALANCE_IN_PROGRESS"),
+        }
+    }
     assert_eq!(hb(&mut a, "stranger", gen1), 25, "UNKNOWN_MEMBER_ID");
     let rejoined: JoinGroupResponse =
         a.call(ApiKey::JoinGroup, 9, &join_request("g", &ma, None, &t));
