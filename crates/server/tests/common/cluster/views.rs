@@ -357,6 +357,28 @@ impl Cluster {
             .ok_or_else(|| io::Error::other("Fetch answered no partition"))
     }
 
+    /// [`Cluster::produce_raw`] again (every 50 ms) until it answers `want` or `timeout` passes; the last
+    /// answer. For an expectation that holds once the leader has applied metadata other nodes already show (a
+    /// broker applies a change to its replicas just after its Metadata answers show it).
+    pub fn produce_raw_until(
+        &self,
+        id: i32,
+        topic: &str,
+        partition: i32,
+        acks: i16,
+        want: i16,
+        timeout: Duration,
+    ) -> i16 {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let code = self.produce_raw(id, topic, partition, acks).unwrap();
+            if code == want || std::time::Instant::now() >= deadline {
+                return code;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// CreateTopics (v7) of one topic with topic configs through broker `id`; panics unless it succeeds.
     pub fn create_topic_with(
         &self,
@@ -395,8 +417,8 @@ impl Cluster {
         assert_eq!(t.error_code, NONE, "create {name}: {:?}", t.error_message);
     }
 
-    /// Waits until every partition of `topic` has `isr` in-sync replicas and a leader, as broker `id` says;
-    /// returns how long that took.
+    /// Waits until every partition of `topic` has `isr` in-sync replicas and a leader, as broker `id` and every
+    /// other live broker say; returns how long that took.
     pub fn wait_for_isr(
         &self,
         id: i32,
@@ -405,17 +427,17 @@ impl Cluster {
         isr: usize,
         timeout: Duration,
     ) -> Duration {
+        let holds = |node: i32| {
+            self.metadata(node).is_ok_and(|view| {
+                view.partitions(topic).is_some_and(|ps| {
+                    ps.len() == partitions && ps.iter().all(|p| p.leader >= 0 && p.isr.len() == isr)
+                })
+            })
+        };
         self.wait_until(
             timeout,
             &format!("{topic}: {partitions} partitions with {isr} in sync"),
-            || {
-                self.metadata(id).is_ok_and(|view| {
-                    view.partitions(topic).is_some_and(|ps| {
-                        ps.len() == partitions
-                            && ps.iter().all(|p| p.leader >= 0 && p.isr.len() == isr)
-                    })
-                })
-            },
+            || holds(id) && self.live_brokers().into_iter().all(holds),
         )
     }
 
