@@ -150,8 +150,7 @@ mod tests {
     use crate::ids::{LeaderEpoch, NodeId, Offset};
     use crate::partition::Partition;
     use crate::role::{FollowerState, LeaderState, Role};
-    use bytes::BytesMut;
-    use ferrite_log::batch_builder::{encode_batch, RecordSpec};
+    use crate::test_support::batch;
     use ferrite_log::{LogConfig, LogOptions, PartitionLog};
 
     fn log(dir: &std::path::Path) -> PartitionLog {
@@ -172,18 +171,6 @@ mod tests {
             epoch: LeaderEpoch(epoch),
             leader: Some(NodeId(1)),
         })
-    }
-
-    fn batch(value: &str) -> bytes::Bytes {
-        let records = [RecordSpec {
-            key: None,
-            value: Some(value.as_bytes()),
-            headers: vec![],
-            timestamp: 1,
-        }];
-        let mut out = BytesMut::new();
-        encode_batch(&mut out, &records, -1, None);
-        out.freeze()
     }
 
     #[test]

@@ -236,21 +236,8 @@ impl Partition {
 mod tests {
     use super::*;
     use crate::role::FollowerState;
-    use bytes::Bytes;
-    use ferrite_log::batch_builder::{encode_batch, RecordSpec};
+    use crate::test_support::batch;
     use ferrite_log::{LogConfig, LogOptions, PartitionLog};
-
-    fn batch(value: &str) -> Bytes {
-        let records = [RecordSpec {
-            key: None,
-            value: Some(value.as_bytes()),
-            headers: vec![],
-            timestamp: 1,
-        }];
-        let mut out = bytes::BytesMut::new();
-        encode_batch(&mut out, &records, -1, None);
-        out.freeze()
-    }
 
     fn leader(epoch: i32, partition_epoch: i32, isr: &[i32]) -> Role {
         Role::Leader(LeaderState {

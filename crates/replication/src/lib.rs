@@ -23,6 +23,8 @@ mod leader_side;
 mod partition;
 mod replica_manager;
 mod role;
+#[cfg(test)]
+mod test_support;
 mod waiters;
 
 pub use error::ReplicaError;

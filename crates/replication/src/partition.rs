@@ -414,20 +414,8 @@ impl Partition {
 mod tests {
     use super::*;
     use crate::role::{FollowerState, LeaderState};
-    use ferrite_log::batch_builder::{encode_batch, RecordSpec};
+    use crate::test_support::batch;
     use ferrite_log::{LogConfig, LogOptions};
-
-    fn batch(value: &str) -> Bytes {
-        let records = [RecordSpec {
-            key: None,
-            value: Some(value.as_bytes()),
-            headers: vec![],
-            timestamp: 1,
-        }];
-        let mut out = bytes::BytesMut::new();
-        encode_batch(&mut out, &records, -1, None);
-        out.freeze()
-    }
 
     fn partition(dir: &std::path::Path, config: LogConfig) -> Partition {
         let log = PartitionLog::open(dir, config, LogOptions::default()).unwrap();

@@ -27,7 +27,7 @@ pub mod metadata_store;
 mod observer;
 mod placement;
 mod producer_ids;
-mod publish;
+pub(crate) mod publish;
 mod quorum;
 pub mod reassignment;
 mod service;

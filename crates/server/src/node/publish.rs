@@ -45,7 +45,7 @@ pub(super) fn live_config(config: &BrokerConfig, image: &MetadataImage) -> LiveC
 }
 
 /// This node's role for a partition, as its record says.
-fn role_of(record: &PartitionRecord, local: NodeId) -> Role {
+pub(crate) fn role_of(record: &PartitionRecord, local: NodeId) -> Role {
     if record.leader == Some(local) {
         Role::Leader(LeaderState {
             epoch: record.leader_epoch,

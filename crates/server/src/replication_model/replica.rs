@@ -7,13 +7,14 @@
 //! too, so the newest partition record it applied survives, and a restart opens the replica in the role that
 //! record gives it, however stale, before it registers again.
 
+pub(crate) use crate::node::publish::role_of;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ferrite_log::{LogConfig, LogError, LogOptions, PartitionLog};
 use ferrite_metadata::PartitionRecord;
 use ferrite_replication::{
-    FollowerState, LeaderEpoch, LeaderState, NodeId, Offset, Partition, ReplicaError, Role,
+    FollowerState, LeaderEpoch, NodeId, Offset, Partition, ReplicaError, Role,
 };
 
 use super::controller::TOPIC;
@@ -31,23 +32,6 @@ pub fn log_config() -> LogConfig {
         segment_bytes: 2048,
         segment_index_bytes: 4096,
         ..LogConfig::default()
-    }
-}
-
-/// This node's role for the partition, as its record says (what `publish.rs`'s `role_of` computes).
-pub fn role_of(record: &PartitionRecord, local: NodeId) -> Role {
-    if record.leader == Some(local) {
-        Role::Leader(LeaderState {
-            epoch: record.leader_epoch,
-            replicas: record.replicas.clone(),
-            isr: record.isr.clone(),
-            partition_epoch: record.partition_epoch,
-        })
-    } else {
-        Role::Follower(FollowerState {
-            epoch: record.leader_epoch,
-            leader: record.leader,
-        })
     }
 }
 
