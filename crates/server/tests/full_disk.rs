@@ -6,7 +6,7 @@
 mod common;
 
 use bytes::{Bytes, BytesMut};
-use common::raw::Raw;
+use common::raw::{incremental_alter_configs, Raw};
 use common::{topic, Broker};
 use ferrite_log::batch_builder::{encode_batch, RecordSpec};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -26,6 +26,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const KAFKA_STORAGE_ERROR: i16 = 56;
+const TOPIC_RESOURCE: i8 = 2;
+const OP_SET: i8 = 0;
 
 /// A size-limited tmpfs mounted over a directory, unmounted on drop. Fails loudly (panics) when it cannot
 /// mount: a test that needs a full disk must not pass without one.
@@ -149,17 +151,26 @@ fn produce(raw: &mut Raw, topic: &str, records: Bytes) -> (i16, i64) {
     (p.error_code, p.base_offset)
 }
 
-/// Produces 64 KiB batches until the broker refuses one; returns the refusal's code and the records accepted.
+/// Produces 64 KiB batches until the broker refuses one, then small ones until it refuses those too (the disk
+/// is then full to the last few bytes); returns the last refusal's code and the records accepted.
 fn fill(raw: &mut Raw, topic: &str) -> (i16, i64) {
     let mut accepted = 0;
-    for i in 0..10_000u64 {
-        let (code, _) = produce(raw, topic, batch(64, 1024, i));
-        if code != 0 {
-            return (code, accepted);
+    for (records, value_bytes) in [(64, 1024), (1, 100)] {
+        let mut refused = false;
+        for i in 0..10_000u64 {
+            let (code, _) = produce(raw, topic, batch(records, value_bytes, i));
+            if code != 0 {
+                refused = true;
+                if records == 1 {
+                    return (code, accepted);
+                }
+                break;
+            }
+            accepted += records as i64;
         }
-        accepted += 64;
+        assert!(refused, "the disk never filled");
     }
-    panic!("the disk never filled");
+    unreachable!()
 }
 
 fn consumer(broker: &Broker, group: &str) -> BaseConsumer {
@@ -206,6 +217,15 @@ fn a_full_disk_refuses_produce_retriably_and_recovers_when_a_topic_is_deleted() 
     // Still full, still the same answer, on every topic; the broker is alive and answers at once.
     assert_eq!(produce(&mut raw, &full, batch(64, 1024, 99)).0, KAFKA_STORAGE_ERROR);
     assert_eq!(produce(&mut raw, &other, batch(64, 1024, 98)).0, KAFKA_STORAGE_ERROR);
+
+    // Metadata changes keep working: each is a record in the metadata log, on the same full disk. Enough of
+    // them to use up any room left in the metadata log's last page, so the space reserve is what they use.
+    for i in 0..64 {
+        let retention = (3_600_000 + i).to_string();
+        let edit = [("retention.ms", OP_SET, Some(retention.as_str()))];
+        let (code, message) = incremental_alter_configs(&mut raw, TOPIC_RESOURCE, &other, &edit);
+        assert_eq!(code, 0, "config change {i} on a full disk: {message}");
+    }
 
     // Reads keep working, and so do consumer groups: a commit may be refused with a retriable code while the
     // disk is full, but it answers.
