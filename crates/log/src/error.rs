@@ -46,7 +46,9 @@ pub enum LogError {
     Poisoned(PathBuf),
     /// A write failed and the bytes it may have left in the segment could not be cut off: the log is
     /// poisoned (see [`LogError::Poisoned`]) and recovers at the next open, which drops the partial batch.
-    #[error("a failed write left a partial batch in {0} that could not be removed; the log is poisoned")]
+    #[error(
+        "a failed write left a partial batch in {0} that could not be removed; the log is poisoned"
+    )]
     TornWrite(PathBuf),
     /// The log has been closed or deleted.
     #[error("log {0} is closed")]

@@ -102,11 +102,15 @@ fn a_failed_append_on_a_full_disk_leaves_no_partial_batch_and_the_log_recovers()
     assert_eq!(log.log_end_offset(), appended);
     assert_eq!(read_all(&log, 0).last().unwrap().next_offset(), appended);
     // Still full: refused again, and the log is not poisoned by it.
-    let again = log.append(tagged_batch(appended, 16, T0, 500), CLIENT).unwrap_err();
+    let again = log
+        .append(tagged_batch(appended, 16, T0, 500), CLIENT)
+        .unwrap_err();
     assert!(is_enospc(&again), "{again}");
     // Space comes back; the very next append works.
     std::fs::remove_file(&ballast).unwrap();
-    let info = log.append(tagged_batch(appended, 16, T0, 500), CLIENT).unwrap();
+    let info = log
+        .append(tagged_batch(appended, 16, T0, 500), CLIENT)
+        .unwrap();
     assert_eq!(info.first_offset, appended);
     appended = info.last_offset + 1;
     drop(log);
@@ -146,7 +150,8 @@ fn an_index_page_the_full_disk_cannot_back_is_not_sigbus() {
             (target - 16..=target).contains(&end)
         })
         .unwrap();
-    log.append(tagged_batch(BOUNDARY_ENTRY, 1, T0, pad), CLIENT).unwrap();
+    log.append(tagged_batch(BOUNDARY_ENTRY, 1, T0, pad), CLIENT)
+        .unwrap();
     fs.fill("filler");
     // The next batch writes entry BOUNDARY_ENTRY, on an index page nothing has backed yet.
     let mut appended = BOUNDARY_ENTRY + 1;
@@ -176,7 +181,11 @@ fn an_index_page_the_full_disk_cannot_back_is_not_sigbus() {
 fn opening_a_new_log_on_a_full_disk_is_an_error() {
     let fs = Tmpfs::mount("1m");
     fs.fill("filler");
-    let error = PartitionLog::open(&fs.path.join("p-0"), LogConfig::default(), LogOptions::default())
-        .unwrap_err();
+    let error = PartitionLog::open(
+        &fs.path.join("p-0"),
+        LogConfig::default(),
+        LogOptions::default(),
+    )
+    .unwrap_err();
     assert!(is_enospc(&error), "{error}");
 }

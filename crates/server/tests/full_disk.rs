@@ -83,7 +83,8 @@ fn create(raw: &mut Raw, topic: &str, configs: &[(&str, &str)]) -> i16 {
     t.num_partitions = 1;
     t.replication_factor = 1;
     for (k, v) in configs {
-        let mut c = kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default();
+        let mut c =
+            kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default();
         c.name = StrBytes::from_string(k.to_string());
         c.value = Some(StrBytes::from_string(v.to_string()));
         t.configs.push(c);
@@ -186,7 +187,8 @@ fn consumer(broker: &Broker, group: &str) -> BaseConsumer {
 /// Polls until `n` records of `topic` partition 0 from offset 0 have been read.
 fn read_records(consumer: &BaseConsumer, topic: &str, n: i64) {
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
     consumer.assign(&tpl).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut next = 0;
@@ -212,11 +214,20 @@ fn a_full_disk_refuses_produce_retriably_and_recovers_when_a_topic_is_deleted() 
     assert_eq!(produce(&mut raw, &other, batch(1, 10, 7)), (0, 0));
 
     let (code, accepted) = fill(&mut raw, &full);
-    assert_eq!(code, KAFKA_STORAGE_ERROR, "a full disk answers a retriable storage error");
+    assert_eq!(
+        code, KAFKA_STORAGE_ERROR,
+        "a full disk answers a retriable storage error"
+    );
     assert!(accepted > 10_000, "only {accepted} records fit");
     // Still full, still the same answer, on every topic; the broker is alive and answers at once.
-    assert_eq!(produce(&mut raw, &full, batch(64, 1024, 99)).0, KAFKA_STORAGE_ERROR);
-    assert_eq!(produce(&mut raw, &other, batch(64, 1024, 98)).0, KAFKA_STORAGE_ERROR);
+    assert_eq!(
+        produce(&mut raw, &full, batch(64, 1024, 99)).0,
+        KAFKA_STORAGE_ERROR
+    );
+    assert_eq!(
+        produce(&mut raw, &other, batch(64, 1024, 98)).0,
+        KAFKA_STORAGE_ERROR
+    );
 
     // Metadata changes keep working: each is a record in the metadata log, on the same full disk. Enough of
     // them to use up any room left in the metadata log's last page, so the space reserve is what they use.
@@ -233,7 +244,9 @@ fn a_full_disk_refuses_produce_retriably_and_recovers_when_a_topic_is_deleted() 
     let consumer = consumer(&broker, &group);
     read_records(&consumer, &full, 1_000);
     let mut commit = TopicPartitionList::new();
-    commit.add_partition_offset(&other, 0, Offset::Offset(1)).unwrap();
+    commit
+        .add_partition_offset(&other, 0, Offset::Offset(1))
+        .unwrap();
     let commit_while_full = consumer.commit(&commit, CommitMode::Sync);
     eprintln!("commit while the disk is full: {commit_while_full:?}");
 
@@ -249,7 +262,10 @@ fn a_full_disk_refuses_produce_retriably_and_recovers_when_a_topic_is_deleted() 
     let delivery = runtime.spawn(async move {
         producer
             .send(
-                FutureRecord::to(&other_topic).partition(0).key("k").payload(&vec![7u8; 64 * 1024]),
+                FutureRecord::to(&other_topic)
+                    .partition(0)
+                    .key("k")
+                    .payload(&vec![7u8; 64 * 1024]),
                 Duration::from_secs(30),
             )
             .await
@@ -267,17 +283,27 @@ fn a_full_disk_refuses_produce_retriably_and_recovers_when_a_topic_is_deleted() 
             break freed.elapsed();
         }
         assert_eq!(code, KAFKA_STORAGE_ERROR);
-        assert!(freed.elapsed() < Duration::from_secs(20), "produce never recovered");
+        assert!(
+            freed.elapsed() < Duration::from_secs(20),
+            "produce never recovered"
+        );
         std::thread::sleep(Duration::from_millis(5));
     };
     eprintln!("disk-full recovery time (DeleteTopics answered -> first successful produce): {recovered:?}");
-    let offset = runtime.block_on(delivery).unwrap().expect("the retried delivery succeeds");
+    let offset = runtime
+        .block_on(delivery)
+        .unwrap()
+        .expect("the retried delivery succeeds");
     assert!(offset >= 1);
 
     // Group commits work again, and what was committed reads back.
-    commit.add_partition_offset(&other, 0, Offset::Offset(2)).unwrap();
+    commit
+        .add_partition_offset(&other, 0, Offset::Offset(2))
+        .unwrap();
     consumer.commit(&commit, CommitMode::Sync).unwrap();
-    let committed = consumer.committed_offsets(commit.clone(), Duration::from_secs(10)).unwrap();
+    let committed = consumer
+        .committed_offsets(commit.clone(), Duration::from_secs(10))
+        .unwrap();
     assert_eq!(
         committed.find_partition(&other, 0).unwrap().offset(),
         Offset::Offset(2)

@@ -40,7 +40,9 @@ impl Reserve {
             f.sync_all()
         });
         match written {
-            Ok(()) => tracing::info!(path = %self.path.display(), "metadata log space reserve in place"),
+            Ok(()) => {
+                tracing::info!(path = %self.path.display(), "metadata log space reserve in place")
+            }
             Err(e) => {
                 let _ = std::fs::remove_file(&self.path);
                 tracing::debug!(path = %self.path.display(), error = %e, "no room for the space reserve yet");

@@ -96,9 +96,7 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::Poisoned(_)
         | LogError::TornWrite(_)
         | LogError::Io { .. }
-        | LogError::CorruptFile { .. } => {
-            error_code::KAFKA_STORAGE_ERROR
-        }
+        | LogError::CorruptFile { .. } => error_code::KAFKA_STORAGE_ERROR,
         LogError::InvalidArgument(_) => error_code::UNKNOWN_SERVER_ERROR,
     }
 }
