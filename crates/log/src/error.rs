@@ -42,8 +42,14 @@ pub enum LogError {
     },
     /// A previous fsync failed: the state of the page cache versus the disk is unknown, so the log refuses
     /// further writes until it is reopened (and recovered). See fjall's `Poisoned` and the fsyncgate discussion.
-    #[error("log {0} is poisoned by an earlier failed fsync; reopen it to recover")]
+    #[error("log {0} is poisoned by an earlier failed fsync or torn write; reopen it to recover")]
     Poisoned(PathBuf),
+    /// A write failed and the bytes it may have left in the segment could not be cut off: the log is
+    /// poisoned (see [`LogError::Poisoned`]) and recovers at the next open, which drops the partial batch.
+    #[error(
+        "a failed write left a partial batch in {0} that could not be removed; the log is poisoned"
+    )]
+    TornWrite(PathBuf),
     /// The log has been closed or deleted.
     #[error("log {0} is closed")]
     Closed(PathBuf),

@@ -282,7 +282,12 @@ impl PartitionLog {
         };
         let (active, rolled) =
             self.maybe_roll(&mut writer, &config, payload.len() as u64, &plan, now)?;
-        active.append(&plan.parts(&payload), &plan.batches)?;
+        if let Err(e) = active.append(&plan.parts(&payload), &plan.batches) {
+            if matches!(e, LogError::TornWrite(_)) {
+                self.sync.mark_failed();
+            }
+            return Err(e);
+        }
         self.log_end_offset
             .store(plan.next_offset, Ordering::Release);
         self.update_epochs(&plan.batches)?;

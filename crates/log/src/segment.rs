@@ -212,7 +212,22 @@ impl Segment {
     /// result stays within u32 positions and relative offsets.
     pub(crate) fn append(&self, parts: &[&[u8]], batches: &[BatchLocation]) -> Result<()> {
         let start = self.size.load(Ordering::Relaxed);
-        crate::vectored_write::write_all_at(&self.log, parts, start).at(&self.log_path)?;
+        if let Err(e) = crate::vectored_write::write_all_at(&self.log, parts, start) {
+            // A failed write (ENOSPC, EIO) may have put part of the batches in the file. Cut them off before
+            // anything else is written, so no partial batch is served (readers stop at `size` anyway) or
+            // survives a restart. Shrinking a file frees space, so this works on a full disk.
+            return Err(match self.log.set_len(start) {
+                Ok(()) => LogError::Io {
+                    path: self.log_path.clone(),
+                    source: e,
+                },
+                Err(cut) => {
+                    tracing::error!(path = %self.log_path.display(), write = %e, truncate = %cut,
+                        "cannot cut a failed write off the segment");
+                    LogError::TornWrite(self.log_path.clone())
+                }
+            });
+        }
         let new_size = start + parts.iter().map(|p| p.len() as u64).sum::<u64>();
         // Publish the bytes first, then everything that points into them.
         self.size.store(new_size, Ordering::Release);
@@ -242,17 +257,32 @@ impl Segment {
             let pos = u32::try_from(position).map_err(|_| {
                 LogError::InvalidArgument(format!("segment position {position} exceeds u32"))
             })?;
-            if !self.offset_index.is_full() {
-                self.offset_index.append(header.base_offset, pos)?;
-            }
-            if !self.time_index.is_full() {
-                self.time_index
-                    .maybe_append(self.max_timestamp(), self.offset_of_max_timestamp())?;
-            }
-            self.bytes_since_index_entry.store(size, Ordering::Relaxed);
+            // The batch is in the log already; an index entry that cannot be written (its page could not be
+            // allocated on a full disk) is only a missing shortcut, as indexes are sparse: lookups scan forward
+            // from the entry before. The next batch tries again.
+            let since = match self.append_index_entries(header.base_offset, pos) {
+                Ok(()) => size,
+                Err(e @ LogError::Io { .. }) => {
+                    tracing::warn!(path = %self.log_path.display(), error = %e, "index entry skipped");
+                    since + size
+                }
+                Err(e) => return Err(e),
+            };
+            self.bytes_since_index_entry.store(since, Ordering::Relaxed);
         } else {
             self.bytes_since_index_entry
                 .store(since + size, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn append_index_entries(&self, base_offset: i64, position: u32) -> Result<()> {
+        if !self.offset_index.is_full() {
+            self.offset_index.append(base_offset, position)?;
+        }
+        if !self.time_index.is_full() {
+            self.time_index
+                .maybe_append(self.max_timestamp(), self.offset_of_max_timestamp())?;
         }
         Ok(())
     }
@@ -574,8 +604,17 @@ impl Segment {
     /// Until then the indexes keep their preallocated size, which readers never look past.
     pub(crate) fn seal(&self, sync: bool) -> Result<()> {
         if self.max_timestamp() != NO_TIMESTAMP && !self.time_index.is_full() {
-            self.time_index
-                .maybe_append(self.max_timestamp(), self.offset_of_max_timestamp())?;
+            match self
+                .time_index
+                .maybe_append(self.max_timestamp(), self.offset_of_max_timestamp())
+            {
+                // On a full disk the entry's page may not be allocatable; the entry is a shortcut only (the
+                // next open scans the tail after the last index entry for the largest timestamp).
+                Err(e @ LogError::Io { .. }) => {
+                    tracing::warn!(path = %self.log_path.display(), error = %e, "final time-index entry skipped");
+                }
+                other => other?,
+            }
         }
         if sync {
             self.log.sync_all().at(&self.log_path)?;

@@ -187,12 +187,15 @@ impl ReplicaManager {
     }
 
     /// Flushes and closes every log, so the next start need not recover them.
-    pub fn close_all(&self) {
+    pub fn close_all(&self) -> usize {
+        let mut failed = 0;
         for p in self.partitions() {
             if let Err(e) = p.close() {
+                failed += 1;
                 tracing::error!(topic = %p.topic(), partition = p.index(), error = %e, "closing log failed");
             }
         }
+        failed
     }
 }
 

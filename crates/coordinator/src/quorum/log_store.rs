@@ -13,6 +13,7 @@
 //! log store. The calls block on the disk; metadata changes are rare and small.
 
 use super::durable_file;
+use super::reserve::{self, Reserve};
 use super::types::{Entry, LogId, MetadataRaftConfig, NodeId, StorageError, Vote};
 use bytes::{Bytes, BytesMut};
 use ferrite_log::batch::{self, set_base_offset};
@@ -43,6 +44,7 @@ pub struct LogStore {
 struct Inner {
     log: PartitionLog,
     dir: PathBuf,
+    reserve: Reserve,
     /// Serialises writes, and holds what the small files say.
     state: Mutex<State>,
 }
@@ -60,6 +62,10 @@ fn io_error(
     e: impl std::fmt::Display,
 ) -> StorageError {
     StorageIOError::new(subject, verb, openraft::AnyError::error(e.to_string())).into()
+}
+
+fn log_out_of_space(e: &LogError) -> bool {
+    matches!(e, LogError::Io { source, .. } if reserve::is_out_of_space(source))
 }
 
 fn log_error(verb: ErrorVerb, e: LogError) -> StorageError {
@@ -92,6 +98,7 @@ impl LogStore {
         Ok(LogStore {
             inner: Arc::new(Inner {
                 log,
+                reserve: Reserve::new(&dir),
                 dir,
                 state: Mutex::new(state),
             }),
@@ -160,7 +167,13 @@ impl LogStore {
             log.truncate_fully_and_start_at(index)
                 .map_err(|e| log_error(ErrorVerb::Write, e))?;
         }
-        log.append_unsynced(encode_entry(entry, index)?, AppendOrigin::Replica)
+        let batch = encode_entry(entry, index)?;
+        self.inner
+            .reserve
+            .retry_when_full(
+                || log.append_unsynced(batch.clone(), AppendOrigin::Replica),
+                log_out_of_space,
+            )
             .map_err(|e| log_error(ErrorVerb::Write, e))?;
         Ok(())
     }
@@ -171,7 +184,13 @@ impl LogStore {
         value: &T,
         subject: ErrorSubject<NodeId>,
     ) -> Result<(), StorageError> {
-        durable_file::write_json(&self.inner.dir.join(file), value)
+        let path = self.inner.dir.join(file);
+        self.inner
+            .reserve
+            .retry_when_full(
+                || durable_file::write_json(&path, value),
+                reserve::is_out_of_space,
+            )
             .map_err(|e| io_error(subject, ErrorVerb::Write, e))
     }
 }
@@ -285,6 +304,9 @@ impl RaftLogStorage<MetadataRaftConfig> for LogStore {
         }
         let log = &self.inner.log;
         let synced = log.flush_to(log.log_end_offset());
+        if synced.is_ok() {
+            self.inner.reserve.replenish();
+        }
         let result = synced
             .as_ref()
             .map(|_| ())

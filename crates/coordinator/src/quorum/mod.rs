@@ -7,6 +7,7 @@
 //!   state_machine  the metadata image, snapshots, and what was applied, sent to the node in order
 //!   rpc            the controller listener's wire: openraft's RPCs, brokers' fetches, controller requests
 //!   durable_file   small JSON files written atomically and fsynced
+//!   reserve        space held back so a full disk cannot stop the metadata log
 //! ```
 
 // openraft's traits return its `StorageError`, which is large; helpers return it too rather than convert.
@@ -14,6 +15,7 @@
 
 mod durable_file;
 pub mod log_store;
+mod reserve;
 pub mod rpc;
 pub mod state_machine;
 pub mod types;

@@ -8,6 +8,14 @@
 //! The file only ever shrinks when the segment stops being written to ([`MmapEntryFile::trim`]); mappings made
 //! before that stay larger than the file, which is harmless because nobody reads past the published count.
 //!
+//! Disk space: the file is sparse, but the range entries are written to is allocated for real
+//! (`fallocate(2)`, [`ALLOCATION_STEP_BYTES`] at a time, ahead of the writer): a store into a mapped page the
+//! filesystem cannot back (a full disk) raises SIGBUS and kills the process, while an allocation that fails
+//! is an ordinary `ENOSPC` error. A writable open allocates the first step, so a segment cannot even be
+//! created on a full disk; [`MmapEntryFile::push`] allocates the next one before it writes into it. Where the
+//! filesystem has no `fallocate` (`EOPNOTSUPP`), the step is written with zeros instead, which allocates it
+//! just as well (entries past the published count are zero anyway).
+//!
 //! No descriptor is kept open once the file is mapped (the mapping keeps the pages reachable), as Kafka's
 //! `AbstractIndex` does: a partition then holds one descriptor per segment, its `.log`, not three, which is
 //! what lets a broker hold tens of thousands of partitions under an ordinary open-file limit. The rare
@@ -21,12 +29,18 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// How much of the index file is allocated at a time: 2,048 offset-index entries (8 MiB of log at the default
+/// `index.interval.bytes`), and little enough that a thousand idle partitions hold only a few megabytes.
+pub(crate) const ALLOCATION_STEP_BYTES: usize = 16 * 1024;
+
 pub(crate) struct MmapEntryFile<const N: usize> {
     path: PathBuf,
     /// `None` for an empty, read-only index (a zero-length file cannot be mapped).
     map: Option<MmapRaw>,
     capacity: usize,
     entries: AtomicUsize,
+    /// Writer-only: bytes from the start of the file known to be allocated on disk (see the module doc).
+    allocated: AtomicUsize,
     /// The file was not a whole number of entries when opened: a torn write or an outside truncation.
     torn: bool,
 }
@@ -74,13 +88,36 @@ impl<const N: usize> MmapEntryFile<N> {
             map,
             capacity: (target_len / N as u64) as usize,
             entries: AtomicUsize::new(entries),
+            allocated: AtomicUsize::new(0),
             torn: len % N as u64 != 0,
         };
         index.entries.store(
             index.entries_before_zero_padding(entries, data_end),
             Ordering::Release,
         );
+        if writable {
+            // Entries already published lie in written (allocated) blocks; allocate from there on.
+            let published = index.len() * N;
+            index.allocated.store(published, Ordering::Relaxed);
+            index.allocate_through(published + N, &file)?;
+        }
         Ok(index)
+    }
+
+    /// Makes sure the bytes below `end` (capped at the capacity) are allocated, a whole step at a time.
+    fn allocate_through(&self, end: usize, file: &File) -> Result<()> {
+        let allocated = self.allocated.load(Ordering::Relaxed);
+        let capacity_bytes = self.capacity * N;
+        let end = end.min(capacity_bytes);
+        if end <= allocated {
+            return Ok(());
+        }
+        let new_end = (allocated + ALLOCATION_STEP_BYTES)
+            .max(end)
+            .min(capacity_bytes);
+        allocate(file, allocated as u64, (new_end - allocated) as u64).at(&self.path)?;
+        self.allocated.store(new_end, Ordering::Relaxed);
+        Ok(())
     }
 
     /// A file still preallocated from an earlier open ends in all-zero entries, which no real entry is (the
@@ -145,8 +182,13 @@ impl<const N: usize> MmapEntryFile<N> {
                 )))
             }
         };
-        // SAFETY: i < capacity keeps the write inside the mapping; entry i is not yet published, so no reader
-        // looks at these bytes while they are written.
+        if (i + 1) * N > self.allocated.load(Ordering::Relaxed) {
+            // A store into an unallocated page of a full disk would be SIGBUS; this is an ENOSPC error instead.
+            self.allocate_through((i + 1) * N, &self.open_file()?)?;
+        }
+        // SAFETY: i < capacity keeps the write inside the mapping, and the bytes are allocated on disk (above),
+        // so the store cannot fault for want of space; entry i is not yet published, so no reader looks at
+        // these bytes while they are written.
         unsafe { std::ptr::copy_nonoverlapping(entry.as_ptr(), map.as_mut_ptr().add(i * N), N) };
         self.entries.store(i + 1, Ordering::Release);
         Ok(())
@@ -175,8 +217,11 @@ impl<const N: usize> MmapEntryFile<N> {
 
     /// Shrinks the file to its entries, when the segment stops being written. Not synced: see [`Self::sync`].
     pub(crate) fn trim(&self) -> Result<()> {
-        let used = (self.len() * N) as u64;
-        self.open_file()?.set_len(used).at(&self.path)
+        let used = self.len() * N;
+        self.open_file()?.set_len(used as u64).at(&self.path)?;
+        // Past the new end nothing is allocated (a later push extends the file again through fallocate).
+        self.allocated.fetch_min(used, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Writes the mapping's dirty pages and the file's length to disk.
@@ -191,6 +236,32 @@ impl<const N: usize> MmapEntryFile<N> {
             .open(&self.path)
             .at(&self.path)
     }
+}
+
+/// Allocates `len` bytes at `offset` without changing the file's length: `fallocate(2)`, or, on a filesystem
+/// without it, by writing zeros (only ever over bytes past the published entries, which are zero anyway).
+fn allocate(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    let (Ok(at), Ok(n)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    };
+    loop {
+        // SAFETY: fallocate on a descriptor the caller owns; mode 0 within the file's length only allocates.
+        if unsafe { libc::fallocate(file.as_raw_fd(), 0, at, n) } == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EOPNOTSUPP) => return write_zeros(file, offset, len),
+            _ => return Err(err),
+        }
+    }
+}
+
+fn write_zeros(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let zeros = vec![0u8; len as usize];
+    file.write_all_at(&zeros, offset)
 }
 
 /// Offset of the file's first hole (`lseek(SEEK_HOLE)`), or `None` if the filesystem cannot say.

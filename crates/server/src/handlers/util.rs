@@ -93,9 +93,10 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::Producer(p) => producer_error_code(p),
         LogError::OffsetOutOfRange { .. } => error_code::OFFSET_OUT_OF_RANGE,
         LogError::Closed(_) => error_code::NOT_LEADER_OR_FOLLOWER,
-        LogError::Poisoned(_) | LogError::Io { .. } | LogError::CorruptFile { .. } => {
-            error_code::KAFKA_STORAGE_ERROR
-        }
+        LogError::Poisoned(_)
+        | LogError::TornWrite(_)
+        | LogError::Io { .. }
+        | LogError::CorruptFile { .. } => error_code::KAFKA_STORAGE_ERROR,
         LogError::InvalidArgument(_) => error_code::UNKNOWN_SERVER_ERROR,
     }
 }

@@ -358,15 +358,17 @@ impl Node {
         self.fetchers.get()
     }
 
-    /// Flushes and closes every log (the metadata log too) so the next start need not recover them.
-    pub fn close(&self) {
+    /// Flushes and closes every log (the metadata log too) so the next start need not recover them. Returns
+    /// how many logs could not be closed cleanly (each logged); the next start recovers those.
+    pub fn close(&self) -> usize {
         if let Some(fetchers) = self.fetchers.get() {
             fetchers.shutdown();
         }
-        self.replicas.close_all();
+        let mut failed = self.replicas.close_all();
         if let Some(quorum) = self.quorum.get() {
-            quorum.shutdown();
+            failed += usize::from(!quorum.shutdown());
         }
+        failed
     }
 }
 

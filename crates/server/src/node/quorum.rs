@@ -392,7 +392,8 @@ impl QuorumRuntime {
     }
 
     /// Stops Raft, the listener and the fetch loop, and closes the metadata log cleanly. Blocking.
-    pub(super) fn shutdown(&self) {
+    /// Stops Raft and closes the metadata log; false if the log could not be closed cleanly.
+    pub(super) fn shutdown(&self) -> bool {
         let _ = self.stop.send(true);
         if let Some(raft) = &self.raft {
             if let Err(e) = self.handle.block_on(raft.shutdown()) {
@@ -402,8 +403,10 @@ impl QuorumRuntime {
         if let Some(log) = &self.log {
             if let Err(e) = log.close() {
                 tracing::error!(error = %e, "closing the metadata log failed");
+                return false;
             }
         }
+        true
     }
 
     /// Commits `records` as one change, waits until this node has applied it, and returns its log index.
