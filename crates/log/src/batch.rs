@@ -323,6 +323,7 @@ pub fn validate_payload(
         offset_count: 0,
         max_timestamp: NO_TIMESTAMP,
     };
+    let limit = crate::compression::decompressed_limit(rules.max_message_bytes);
     let mut position = 0;
     while position < payload.len() {
         let rest = &payload[position..];
@@ -346,7 +347,7 @@ pub fn validate_payload(
         })?;
         validate_batch_header(&header, position, rules, now_ms)?;
         let batch = &rest[..header.total_size()];
-        let records = records_of(&header, batch).map_err(|e| ValidationError::Corrupt {
+        let records = records_of(&header, batch, limit).map_err(|e| ValidationError::Corrupt {
             position,
             reason: codec_reason(&e),
         })?;
@@ -555,19 +556,30 @@ pub fn validate_records(
     }
 }
 
-/// The record bytes of a batch: borrowed when uncompressed, decompressed (bounded) otherwise.
+/// The record bytes of a batch: borrowed when uncompressed, decompressed otherwise, refusing to decompress
+/// past `limit` bytes. A batch from a client is bounded by
+/// [`decompressed_limit`](crate::compression::decompressed_limit) of its topic's `max.message.bytes`; one the
+/// log already holds (validated when appended) by [`MAX_DECOMPRESSED_BYTES`](crate::compression::MAX_DECOMPRESSED_BYTES).
 pub fn records_of<'a>(
     header: &BatchHeader,
     batch: &'a [u8],
+    limit: usize,
 ) -> Result<std::borrow::Cow<'a, [u8]>, crate::compression::CodecError> {
     let body = &batch[BATCH_HEADER_LEN.min(batch.len())..];
     match header.compression() {
         Some(Compression::None) | None => Ok(std::borrow::Cow::Borrowed(body)),
         Some(codec) => {
-            crate::compression::decompress(codec, body, crate::compression::MAX_DECOMPRESSED_BYTES)
-                .map(std::borrow::Cow::Owned)
+            crate::compression::decompress(codec, body, limit).map(std::borrow::Cow::Owned)
         }
     }
+}
+
+/// [`records_of`] for a batch the log already holds.
+pub fn stored_records_of<'a>(
+    header: &BatchHeader,
+    batch: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, crate::compression::CodecError> {
+    records_of(header, batch, crate::compression::MAX_DECOMPRESSED_BYTES)
 }
 
 /// Static text for a codec failure (validation errors carry `&'static str` reasons).
@@ -582,10 +594,12 @@ fn codec_reason(e: &crate::compression::CodecError) -> &'static str {
 
 /// Rewrites every batch of a validated payload with its records compressed by `target` (a topic's
 /// `compression.type`), leaving batches already in that codec untouched. Only the compressed body and the
-/// header fields that describe it (attributes, length, CRC) change; records are not re-encoded.
+/// header fields that describe it (attributes, length, CRC) change; records are not re-encoded. No batch may
+/// decompress to more than `limit` bytes (see [`records_of`]).
 pub fn recompress_payload(
     payload: &[u8],
     target: Compression,
+    limit: usize,
 ) -> Result<bytes::BytesMut, ValidationError> {
     let mut out = bytes::BytesMut::with_capacity(payload.len());
     for (position, header) in batches(payload) {
@@ -594,7 +608,7 @@ pub fn recompress_payload(
             out.extend_from_slice(batch);
             continue;
         }
-        let records = records_of(&header, batch).map_err(|e| ValidationError::Corrupt {
+        let records = records_of(&header, batch, limit).map_err(|e| ValidationError::Corrupt {
             position,
             reason: codec_reason(&e),
         })?;

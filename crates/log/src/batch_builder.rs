@@ -124,7 +124,11 @@ pub fn compressed_batch(
     codec: crate::batch::Compression,
 ) -> BytesMut {
     let plain = simple_batch(count, value_size, timestamp);
-    match crate::batch::recompress_payload(&plain, codec) {
+    match crate::batch::recompress_payload(
+        &plain,
+        codec,
+        crate::compression::MAX_DECOMPRESSED_BYTES,
+    ) {
         Ok(packed) => packed,
         Err(e) => unreachable!("a freshly built batch always recompresses: {e}"),
     }

@@ -8,13 +8,39 @@
 //! - lz4: the LZ4 frame format; output uses independent 64 KiB blocks, which Kafka's Java reader requires;
 //! - zstd: a zstd frame.
 //!
-//! Decompression stops at a size limit, so a compression bomb is an error, not an out-of-memory kill.
+//! Decompression stops at a size limit, so a compression bomb is an error, not an out-of-memory kill. The
+//! limit is enforced before memory is committed: gzip, lz4 and zstd are decoded as streams into a buffer that
+//! grows only as decoded bytes arrive and stops one byte past the limit (a zstd frame's declared content size
+//! and an lz4 frame's content size are never used to size a buffer); snappy's raw block format names its
+//! decompressed length up front, which is checked against the limit before the output is allocated.
+//!
+//! # The bound
+//! A batch's records, decompressed, may take at most [`decompressed_limit`]`(max.message.bytes)`:
+//! [`DECOMPRESSION_RATIO_MAX`] times the topic's `max.message.bytes` (compressed batches are bounded by it),
+//! at most [`MAX_DECOMPRESSED_BYTES`], and never less than [`MIN_DECOMPRESSED_LIMIT`] nor than
+//! 2 × `max.message.bytes` (so a topic whose operator raised `max.message.bytes` past the cap still accepts
+//! its own batches). Ratios above 16 are rare for real record data (JSON under zstd runs 5-10×); producers
+//! keep batches far smaller (librdkafka's `batch.size` bounds the uncompressed size at 1 MB, the Java
+//! client's defaults to 16 KiB).
 
 use crate::batch::Compression;
 use std::io::{Read, Write};
 
-/// Largest decompressed batch body the broker will materialise.
+/// Hard cap on a decompressed batch body, whatever `max.message.bytes` says (see the module doc).
 pub const MAX_DECOMPRESSED_BYTES: usize = 256 * 1024 * 1024;
+/// How many times `max.message.bytes` a batch's records may take once decompressed.
+pub const DECOMPRESSION_RATIO_MAX: usize = 16;
+/// Floor of [`decompressed_limit`], for topics with a tiny `max.message.bytes`.
+pub const MIN_DECOMPRESSED_LIMIT: usize = 1024 * 1024;
+
+/// The most bytes one batch's records may decompress to, for a topic's `max.message.bytes`.
+pub fn decompressed_limit(max_message_bytes: usize) -> usize {
+    max_message_bytes
+        .saturating_mul(DECOMPRESSION_RATIO_MAX)
+        .min(MAX_DECOMPRESSED_BYTES)
+        .max(max_message_bytes.saturating_mul(2))
+        .max(MIN_DECOMPRESSED_LIMIT)
+}
 
 const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
 const XERIAL_BLOCK: usize = 32 * 1024;
@@ -65,11 +91,23 @@ pub fn decompress(codec: Compression, data: &[u8], limit: usize) -> Result<Vec<u
     }
 }
 
+/// The most a snappy block can expand: its densest element, a 3-byte copy, yields 64 bytes.
+const SNAPPY_EXPANSION_MAX: usize = 22;
+
+/// One raw snappy block appended to `out`. The block's header claims its decompressed length; the claim is
+/// checked against `limit` and against what `block.len()` bytes can possibly expand to before the output
+/// is allocated, so a lying header costs nothing.
 fn snappy_block(block: &[u8], limit: usize, mut out: Vec<u8>) -> Result<Vec<u8>, CodecError> {
     let codec = Compression::Snappy;
     let len = snap::raw::decompress_len(block).map_err(|e| corrupt(codec, e))?;
-    if out.len() + len > limit {
+    if out.len().saturating_add(len) > limit {
         return Err(CodecError::TooLarge { codec, limit });
+    }
+    if len > block.len().saturating_mul(SNAPPY_EXPANSION_MAX) {
+        return Err(corrupt(
+            codec,
+            format!("block of {} bytes claims {len}", block.len()),
+        ));
     }
     let start = out.len();
     out.resize(start + len, 0);
@@ -161,6 +199,50 @@ mod tests {
             // Empty input may decode as empty or be refused; it must not panic.
             let _ = decompress(codec, &[], MAX_DECOMPRESSED_BYTES);
         }
+    }
+
+    #[test]
+    fn limit_follows_max_message_bytes() {
+        const MIB: usize = 1024 * 1024;
+        assert_eq!(decompressed_limit(0), MIN_DECOMPRESSED_LIMIT);
+        assert_eq!(decompressed_limit(1_048_588), 1_048_588 * 16);
+        assert_eq!(decompressed_limit(100 * MIB), MAX_DECOMPRESSED_BYTES);
+        assert_eq!(decompressed_limit(200 * MIB), 400 * MIB);
+        assert_eq!(decompressed_limit(usize::MAX), usize::MAX);
+    }
+
+    /// A snappy block is 21 bytes at most per input byte; denser claims are lies, refused unallocated.
+    #[test]
+    fn snappy_claims_are_checked_before_allocation() {
+        // Varint 200 MiB, then one literal byte.
+        let mut lying = vec![];
+        let mut n = 200u32 << 20;
+        while n >= 0x80 {
+            lying.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        lying.extend_from_slice(&[n as u8, 0x00, b'x']);
+        assert!(matches!(
+            decompress(Compression::Snappy, &lying, 16 << 20),
+            Err(CodecError::TooLarge { .. })
+        ));
+        // Within the limit, the claim is still refused by the expansion bound, not by the decoder after a
+        // 200 MiB allocation.
+        let refused = decompress(Compression::Snappy, &lying, MAX_DECOMPRESSED_BYTES);
+        assert!(
+            matches!(&refused, Err(CodecError::Corrupt { reason, .. }) if reason.contains("claims")),
+            "{refused:?}"
+        );
+        // The densest real block still decodes: the bound is not below snappy's real expansion.
+        let zeros = vec![0u8; 1 << 20];
+        let dense = snap::raw::Encoder::new()
+            .compress_vec(&zeros)
+            .expect("compress");
+        assert!(zeros.len() <= dense.len() * SNAPPY_EXPANSION_MAX);
+        assert_eq!(
+            decompress(Compression::Snappy, &dense, 1 << 20).expect("decompress"),
+            zeros
+        );
     }
 
     #[test]

@@ -146,7 +146,7 @@ fn first_record_at_or_after(
         offset: header.base_offset.max(min_offset),
         leader_epoch: header.partition_leader_epoch,
     };
-    let Ok(records) = batch::records_of(header, batch) else {
+    let Ok(records) = batch::stored_records_of(header, batch) else {
         return Some(batch_answer);
     };
     let mut found = None;
@@ -171,7 +171,7 @@ fn max_record(header: &BatchHeader, batch: &[u8], min_offset: i64) -> Option<Tim
         offset: header.base_offset.max(min_offset),
         leader_epoch: header.partition_leader_epoch,
     };
-    let Ok(records) = batch::records_of(header, batch) else {
+    let Ok(records) = batch::stored_records_of(header, batch) else {
         return Some(fallback);
     };
     let mut best: Option<TimestampAndOffset> = None;

@@ -891,8 +891,16 @@ fn timestamp_lookups_are_exact_inside_compressed_batches() {
             .collect();
         let mut plain = bytes::BytesMut::new();
         encode_batch(&mut plain, &records, -1, None);
-        log.append(recompress_payload(&plain, codec).unwrap(), CLIENT)
-            .unwrap();
+        log.append(
+            recompress_payload(
+                &plain,
+                codec,
+                ferrite_log::compression::MAX_DECOMPRESSED_BYTES,
+            )
+            .unwrap(),
+            CLIENT,
+        )
+        .unwrap();
     }
     for target in [0i64, 7, 13, 25, 39] {
         let found = log

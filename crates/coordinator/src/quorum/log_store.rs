@@ -213,7 +213,7 @@ fn encode_entry(entry: &Entry, index: i64) -> Result<Bytes, StorageError> {
 
 fn decode_entry(header: &batch::BatchHeader, bytes: &[u8]) -> Result<Entry, StorageError> {
     let corrupt = |reason: String| io_error(ErrorSubject::Logs, ErrorVerb::Read, reason);
-    let records = batch::records_of(header, bytes).map_err(|e| corrupt(e.to_string()))?;
+    let records = batch::stored_records_of(header, bytes).map_err(|e| corrupt(e.to_string()))?;
     let mut value = None;
     batch::walk_records(header, &records, |meta| {
         value = meta.value.and_then(|v| records.get(v)).map(<[u8]>::to_vec);

@@ -251,7 +251,12 @@ fn compressed_batches_are_validated_record_by_record() {
         );
         // Back to uncompressed gives the original batch exactly.
         assert_eq!(
-            recompress_payload(&batch, Compression::None).expect("recompress"),
+            recompress_payload(
+                &batch,
+                Compression::None,
+                crate::compression::MAX_DECOMPRESSED_BYTES
+            )
+            .expect("recompress"),
             simple_batch(20, 100, NOW)
         );
         // A damaged compressed body with a recomputed CRC is still caught.
@@ -285,4 +290,45 @@ fn compressed_record_count_mismatch_is_invalid() {
         validate_payload(&batch, &rules(), NOW),
         Err(ValidationError::InvalidRecord { .. })
     ));
+}
+
+/// A batch's records may decompress to at most `decompressed_limit(max.message.bytes)`: the same batch is
+/// accepted under a topic whose limit covers it and refused as corrupt (not materialised) under a smaller one.
+#[test]
+fn decompressed_size_is_bounded_by_max_message_bytes() {
+    use crate::batch_builder::compressed_batch;
+    use crate::compression::decompressed_limit;
+    // 3000 records of 1000 zero bytes: about 3 MB of records, a few KiB compressed.
+    for codec in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        let batch = compressed_batch(3000, 1000, NOW, codec);
+        let small = ValidationRules {
+            max_message_bytes: 160 * 1024,
+            ..rules()
+        };
+        assert!(
+            batch.len() < small.max_message_bytes,
+            "{codec:?} compresses"
+        );
+        assert!(decompressed_limit(small.max_message_bytes) < 3_000_000);
+        assert!(
+            matches!(
+                validate_payload(&batch, &small, NOW),
+                Err(ValidationError::Corrupt { .. })
+            ),
+            "{codec:?}"
+        );
+        let limit = decompressed_limit(small.max_message_bytes);
+        assert!(recompress_payload(&batch, Compression::None, limit).is_err());
+        assert_eq!(
+            validate_payload(&batch, &rules(), NOW)
+                .expect("within the default limit")
+                .record_count,
+            3000
+        );
+    }
 }

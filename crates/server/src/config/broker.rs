@@ -52,6 +52,13 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// `queued.max.requests`; Ferrite applies it per connection, as the bound on requests in flight.
     pub queued_max_requests: usize,
+    /// `queued.max.request.bytes`: bytes of requests read but not yet answered, plus the in-memory bytes of
+    /// their computed responses, over the whole broker; connections stop reading while it is exceeded. Kafka's
+    /// default is unbounded (-1); Ferrite's is 512 MiB (-1 or 0 turns it off).
+    pub queued_max_request_bytes: usize,
+    /// `queued.max.request.bytes.per.connection` (Ferrite's own): the same bound for one connection, so one
+    /// client (a slow reader, a pipelining flood) cannot take the whole broker-wide budget. 16 MiB.
+    pub queued_max_request_bytes_per_connection: usize,
     /// `log.retention.check.interval.ms`: how often retention runs.
     pub log_retention_check_interval_ms: i64,
     /// `log.flush.scheduler.interval.ms`: the tick at which `flush.ms` deadlines are checked. Kafka's default is
@@ -165,6 +172,8 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             max_connections: 10_000,
             queued_max_requests: 500,
+            queued_max_request_bytes: 512 * 1024 * 1024,
+            queued_max_request_bytes_per_connection: 16 * 1024 * 1024,
             log_retention_check_interval_ms: 300_000,
             log_flush_scheduler_interval_ms: 1000,
             offsets_topic_num_partitions: 50,
@@ -325,6 +334,13 @@ impl BrokerConfig {
             }
             "max.connections" => self.max_connections = parse_setting(name, setting)?,
             "queued.max.requests" => self.queued_max_requests = parse_setting(name, setting)?,
+            "queued.max.request.bytes" => {
+                let bytes: i64 = parse_setting(name, setting)?;
+                self.queued_max_request_bytes = usize::try_from(bytes).unwrap_or(0);
+            }
+            "queued.max.request.bytes.per.connection" => {
+                self.queued_max_request_bytes_per_connection = parse_setting(name, setting)?;
+            }
             "log.retention.check.interval.ms" => {
                 self.log_retention_check_interval_ms = parse_setting(name, setting)?;
             }
@@ -639,6 +655,10 @@ impl BrokerConfig {
             "socket.request.max.bytes" => self.socket_request_max_bytes.to_string(),
             "max.connections" => self.max_connections.to_string(),
             "queued.max.requests" => self.queued_max_requests.to_string(),
+            "queued.max.request.bytes" => self.queued_max_request_bytes.to_string(),
+            "queued.max.request.bytes.per.connection" => {
+                self.queued_max_request_bytes_per_connection.to_string()
+            }
             "log.retention.check.interval.ms" => self.log_retention_check_interval_ms.to_string(),
             "log.flush.scheduler.interval.ms" => self.log_flush_scheduler_interval_ms.to_string(),
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions.to_string(),

@@ -186,6 +186,20 @@ pub(super) const BROKER_SETTINGS: &[BrokerSettingDef] = &[
         "Most requests in flight on one connection before the broker stops reading it.",
     ),
     setting(
+        "queued.max.request.bytes",
+        Kind::Long { min: -1 },
+        Some("536870912"),
+        "Bytes of requests in flight (and of their responses held in memory) over all connections before \
+         the broker stops reading; -1 or 0: unbounded.",
+    ),
+    setting(
+        "queued.max.request.bytes.per.connection",
+        Kind::Int { min: 1 },
+        Some("16777216"),
+        "Bytes of requests in flight (and of their responses held in memory) on one connection before the \
+         broker stops reading it.",
+    ),
+    setting(
         "log.retention.check.interval.ms",
         Kind::Long { min: 1 },
         Some("300000"),

@@ -210,7 +210,7 @@ fn replay_batch(
     if header.is_control() {
         return 0;
     }
-    let records = match batch::records_of(header, batch) {
+    let records = match batch::stored_records_of(header, batch) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(offset = header.base_offset, error = %e, "unreadable __consumer_offsets batch skipped");

@@ -29,6 +29,7 @@ use crate::config::topic::CompressionType;
 use crate::node::{Node, Partition};
 use bytes::BytesMut;
 use ferrite_log::batch::{self, Compression, ValidationRules};
+use ferrite_log::compression::decompressed_limit;
 use ferrite_log::{AppendInfo, LogError};
 use ferrite_replication::{AckStatus, LeaderEpoch, Offset, ReplicaError};
 use ferrite_wire::error_code;
@@ -323,7 +324,10 @@ fn recompressed(
     let config = partition.config();
     let now = ferrite_log::Clock::now_ms(&ferrite_log::SystemClock);
     batch::validate_payload(records, &ValidationRules::from_config(&config), now)
-        .and_then(|_| batch::recompress_payload(records, codec))
+        .and_then(|_| {
+            let limit = decompressed_limit(config.max_message_bytes);
+            batch::recompress_payload(records, codec, limit)
+        })
         .map_err(|e| validation_error_code(&e))
 }
 
@@ -385,12 +389,21 @@ fn partition_response(outcome: &PartitionOutcome) -> PartitionProduceResponse {
 
 /// Produce v0-2: the request with its magic 0/1 message sets up-converted to v2 batches.
 fn decode_legacy(broker: &Node, frame: &RequestFrame) -> Result<ProduceRequest, Response> {
-    let produce = legacy::decode_request(frame.body.clone(), frame.version()).map_err(|e| {
-        Response::Close(format!(
-            "malformed Produce v{} request: {e}",
-            frame.version()
-        ))
-    })?;
+    // A topic this broker does not know gets the smallest bound; its append is refused anyway.
+    let limit = |topic: &str| {
+        decompressed_limit(
+            broker
+                .topic(topic)
+                .map_or(0, |t| t.effective.log.max_message_bytes),
+        )
+    };
+    let produce =
+        legacy::decode_request(frame.body.clone(), frame.version(), limit).map_err(|e| {
+            Response::Close(format!(
+                "malformed Produce v{} request: {e}",
+                frame.version()
+            ))
+        })?;
     let m = &broker.metrics;
     m.produce_up_converted_batches
         .fetch_add(produce.up_converted_batches, Ordering::Relaxed);

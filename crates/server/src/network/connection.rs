@@ -1,11 +1,13 @@
 //! One client connection: read frames, run each request's first phase in arrival order, queue its response.
 
+use super::budget::{Charge, InFlight};
 use super::response_writer::write_loop;
 use crate::handlers::{self, Dispatched, Response};
 use crate::node::Node;
 use bytes::BytesMut;
 use ferrite_wire::frame::frame_length;
 use ferrite_wire::request::{parse_request, ParsedFrame};
+use kafka_protocol::messages::ApiKey;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
@@ -17,9 +19,25 @@ use tracing::Instrument;
 /// A response still being computed, or already known, in request order.
 pub(super) enum Pending {
     /// Answered during the first phase: no task needed.
-    Ready(Response),
-    /// A second phase still running.
-    Task(tokio::task::JoinHandle<Response>),
+    Ready(Response, Charge),
+    /// A second phase still running; it charges its response's bytes when done.
+    Task(tokio::task::JoinHandle<(Response, Charge)>),
+}
+
+/// Bytes of a response held in memory until written (file slices sent with sendfile(2) cost nothing).
+fn memory_bytes(response: &Response) -> usize {
+    use ferrite_wire::fetch_response::{Chunk, RecordData};
+    match response {
+        Response::Frame(bytes) => bytes.len(),
+        Response::Chunks(chunks) => chunks
+            .iter()
+            .map(|c| match c {
+                Chunk::Memory(b) | Chunk::Records(RecordData::Memory(b)) => b.len(),
+                Chunk::Records(RecordData::File(_)) => 0,
+            })
+            .sum(),
+        Response::None | Response::Close(_) => 0,
+    }
 }
 
 pub(super) async fn run(
@@ -27,6 +45,7 @@ pub(super) async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
+    broker_budget: Arc<super::budget::Budget>,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
@@ -37,7 +56,13 @@ pub(super) async fn run(
     let write_task =
         tokio::spawn(write_loop(Arc::clone(&broker), writer, pending).instrument(span.clone()));
     let client = handlers::Client { peer: Some(peer) };
-    if let Err(reason) = read_loop(&broker, reader, queue, shutdown, client)
+    let budgets = InFlight {
+        connection: super::budget::Budget::new(
+            broker.config.queued_max_request_bytes_per_connection,
+        ),
+        broker: broker_budget,
+    };
+    if let Err(reason) = read_loop(&broker, reader, queue, shutdown, client, budgets)
         .instrument(span.clone())
         .await
     {
@@ -56,15 +81,33 @@ async fn read_loop(
     queue: mpsc::Sender<Pending>,
     mut shutdown: watch::Receiver<bool>,
     client: handlers::Client,
+    budgets: InFlight,
 ) -> Result<(), String> {
     let max_frame = broker.config.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut warned_full = false;
+    let mut warned_bytes = false;
     loop {
         while let Some(len) = frame_length(&buf, max_frame).map_err(|e| e.to_string())? {
+            // Back-pressure: no request is taken on (and nothing more read) while this connection's or the
+            // broker's in-flight bytes are over their bound (queued.max.request.bytes[.per.connection]);
+            // written responses release them.
+            let waited = tokio::select! {
+                waited = budgets.wait_for_room() => waited,
+                _ = shutdown.changed() => return Ok(()),
+            };
+            if waited && !warned_bytes {
+                tracing::warn!(
+                    connection = budgets.connection.used(),
+                    broker = budgets.broker.used(),
+                    "in-flight request bytes over queued.max.request.bytes; reading paused"
+                );
+                warned_bytes = true;
+            }
             let frame = buf.split_to(len).freeze().slice(4..);
+            let charge = budgets.charge(len);
             let parsed = parse_request(frame).map_err(|e| e.to_string())?;
-            let pending = dispatch(broker, parsed, client).await;
+            let pending = dispatch(broker, parsed, client, charge).await;
             if queue.capacity() == 0 && !warned_full {
                 tracing::warn!(
                     limit = broker.config.queued_max_requests,
@@ -79,6 +122,11 @@ async fn read_loop(
         }
         if *shutdown.borrow() {
             return Ok(());
+        }
+        // Nor is more read while over the bound.
+        tokio::select! {
+            _ = budgets.wait_for_room() => {}
+            _ = shutdown.changed() => return Ok(()),
         }
         buf.reserve(64 * 1024);
         let read = tokio::select! {
@@ -100,9 +148,30 @@ async fn read_loop(
 }
 
 /// Runs the first phase now (in order); the rest becomes a task whose response the writer awaits in order.
-async fn dispatch(broker: &Arc<Node>, parsed: ParsedFrame, client: handlers::Client) -> Pending {
+/// The response's in-memory bytes join the request's charge as soon as it is computed.
+async fn dispatch(
+    broker: &Arc<Node>,
+    parsed: ParsedFrame,
+    client: handlers::Client,
+    mut charge: Charge,
+) -> Pending {
+    // Fetch v0-3 builds its (down-converted) records in memory, up to its max_bytes, in a task that runs
+    // while the reader goes on: it reserves the whole per-connection budget up front, so reading stops
+    // until it is written and pipelined old fetches cannot pile up responses.
+    if let ParsedFrame::Request(frame) = &parsed {
+        if frame.api_key == ApiKey::Fetch && frame.version() <= 3 {
+            charge.add(broker.config.queued_max_request_bytes_per_connection);
+        }
+    }
     match handlers::dispatch(broker, parsed, client).await {
-        Dispatched::Ready(response) => Pending::Ready(response),
-        Dispatched::Deferred(future) => Pending::Task(tokio::spawn(future)),
+        Dispatched::Ready(response) => {
+            charge.add(memory_bytes(&response));
+            Pending::Ready(response, charge)
+        }
+        Dispatched::Deferred(future) => Pending::Task(tokio::spawn(async move {
+            let response = future.await;
+            charge.add(memory_bytes(&response));
+            (response, charge)
+        })),
     }
 }

@@ -5,7 +5,11 @@
 //!                          │ queue of pending responses (bounded: queued.max.requests)
 //!                          └──> write loop: awaits each in order, writes frames / sendfile slices
 //! ```
+//!
+//! Reading also stops while the bytes in flight (requests read but not answered, plus responses held in
+//! memory) are over `queued.max.request.bytes` (whole broker) or its per-connection bound; see [`budget`].
 
+pub mod budget;
 mod connection;
 mod response_writer;
 
@@ -19,6 +23,7 @@ use tokio::sync::watch;
 pub async fn serve(broker: Arc<Node>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
     let mut connections = tokio::task::JoinSet::new();
     let mut refused_logged = false;
+    let budget = budget::Budget::new(broker.config.queued_max_request_bytes);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -44,7 +49,13 @@ pub async fn serve(broker: Arc<Node>, listener: TcpListener, mut shutdown: watch
         }
         refused_logged = false;
         let (broker, shutdown) = (Arc::clone(&broker), shutdown.clone());
-        connections.spawn(connection::run(broker, stream, peer, shutdown));
+        connections.spawn(connection::run(
+            broker,
+            stream,
+            peer,
+            shutdown,
+            Arc::clone(&budget),
+        ));
     }
     tracing::info!(
         open = connections.len(),

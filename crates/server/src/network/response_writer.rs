@@ -19,8 +19,9 @@ pub(super) async fn write_loop(
     mut pending: mpsc::Receiver<Pending>,
 ) {
     while let Some(next) = pending.recv().await {
-        let response = match next {
-            Pending::Ready(response) => response,
+        // The charge (request and response bytes) is released once the response is written.
+        let (response, _charge) = match next {
+            Pending::Ready(response, charge) => (response, charge),
             Pending::Task(task) => match task.await {
                 Ok(r) => r,
                 Err(e) => {

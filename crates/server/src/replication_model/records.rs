@@ -3,7 +3,7 @@
 //! they hold the same number there, appended in the same leader epoch.
 
 use bytes::{Bytes, BytesMut};
-use ferrite_log::batch::{batches, records_of, walk_records};
+use ferrite_log::batch::{batches, stored_records_of, walk_records};
 use ferrite_log::batch_builder::{encode_batch, RecordSpec};
 use ferrite_log::PartitionLog;
 
@@ -51,7 +51,7 @@ pub fn read_range(log: &PartitionLog, from: i64, to: i64) -> Result<Vec<(i64, St
     let mut out = vec![];
     for (position, header) in batches(&bytes) {
         let batch = &bytes[position..position + header.total_size()];
-        let body = records_of(&header, batch).map_err(|e| e.to_string())?;
+        let body = stored_records_of(&header, batch).map_err(|e| e.to_string())?;
         walk_records(&header, &body, |meta| {
             let offset = header.base_offset + i64::from(meta.offset_delta);
             let value = meta

@@ -21,7 +21,7 @@
 use bytes::{BufMut, BytesMut};
 use ferrite_log::batch::{self, BatchHeader, Compression};
 use ferrite_log::batch_builder::{encode_batch, RecordSpec};
-use ferrite_log::compression::{decompress, MAX_DECOMPRESSED_BYTES};
+use ferrite_log::compression::decompress;
 use ferrite_log::TimestampType;
 
 const CODEC_MASK: i8 = 0x07;
@@ -156,19 +156,22 @@ pub fn is_message_set(records: &[u8]) -> bool {
 }
 
 /// One v2 batch holding the messages of a magic 0/1 message set (see the module doc); `(batch, messages)`.
-pub fn up_convert(set: &[u8]) -> Result<(BytesMut, usize), MessageSetError> {
+/// The compressed wrappers of the set may decompress to at most `limit` bytes in all (a bomb is refused
+/// without materialising it; see `ferrite_log::compression::decompressed_limit`).
+pub fn up_convert(set: &[u8], limit: usize) -> Result<(BytesMut, usize), MessageSetError> {
     let outer = messages(set)?;
     // Decompressed first, so the records below can borrow from them.
     let mut unpacked = vec![];
     let mut target = Compression::None;
+    let mut left = limit;
     for m in &outer {
         let c = codec(m.attributes)?;
         if c != Compression::None {
             let value = m.value.unwrap_or_default();
-            unpacked.push(
-                decompress(c, value, MAX_DECOMPRESSED_BYTES)
-                    .map_err(|e| MessageSetError::Codec(e.to_string()))?,
-            );
+            let inner =
+                decompress(c, value, left).map_err(|e| MessageSetError::Codec(e.to_string()))?;
+            left -= inner.len();
+            unpacked.push(inner);
             target = c;
         }
     }
@@ -199,7 +202,7 @@ pub fn up_convert(set: &[u8]) -> Result<(BytesMut, usize), MessageSetError> {
     if target == Compression::None {
         return Ok((out, count));
     }
-    batch::recompress_payload(&out, target)
+    batch::recompress_payload(&out, target, limit)
         .map(|packed| (packed, count))
         .map_err(|e| MessageSetError::Codec(e.to_string()))
 }
@@ -236,7 +239,7 @@ pub fn down_convert(
         if header.is_control() || last_offset < fetch_offset {
             continue;
         }
-        let Ok(records) = batch::records_of(&header, batch) else {
+        let Ok(records) = batch::stored_records_of(&header, batch) else {
             break;
         };
         let log_append = header.timestamp_type() == TimestampType::LogAppendTime;
@@ -334,6 +337,8 @@ mod tests {
     use ferrite_log::batch_builder::simple_batch;
     use proptest::prelude::*;
 
+    const LIMIT: usize = ferrite_log::compression::MIN_DECOMPRESSED_LIMIT;
+
     fn set(magic: i8, first: i64, messages: &[Plain<'_>]) -> Vec<u8> {
         encode(magic, first, messages)
     }
@@ -355,7 +360,7 @@ mod tests {
         let mut out = vec![];
         for (position, header) in batch::batches(batches) {
             let b = &batches[position..position + header.total_size()];
-            let recs = batch::records_of(&header, b).expect("records");
+            let recs = batch::stored_records_of(&header, b).expect("records");
             batch::walk_records(&header, &recs, |r| {
                 let field =
                     |x: &Option<std::ops::Range<usize>>| x.clone().map(|x| recs[x].to_vec());
@@ -433,11 +438,12 @@ mod tests {
                 })
                 .collect();
             let plain = set(magic, 0, &msgs);
-            let (batch, n) = up_convert(&plain).expect("plain");
+            let (batch, n) = up_convert(&plain, LIMIT).expect("plain");
             assert_eq!((n, records(&batch)), (3, want.clone()), "magic {magic}");
             for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4] {
                 let inner = set(magic, 0, &msgs);
-                let (batch, n) = up_convert(&wrapped(magic, codec, &inner, 2)).expect("wrapped");
+                let (batch, n) =
+                    up_convert(&wrapped(magic, codec, &inner, 2), LIMIT).expect("wrapped");
                 assert_eq!(n, 3);
                 let header = BatchHeader::parse(&batch).expect("header");
                 assert_eq!(
@@ -458,17 +464,17 @@ mod tests {
         let mut bad_crc = good.clone();
         let last = bad_crc.len() - 1;
         bad_crc[last] ^= 1;
-        assert_eq!(up_convert(&bad_crc), Err(MessageSetError::BadCrc));
+        assert_eq!(up_convert(&bad_crc, LIMIT), Err(MessageSetError::BadCrc));
         let mut bad_magic = good.clone();
         bad_magic[16] = 2;
-        assert!(up_convert(&bad_magic).is_err());
-        assert_eq!(up_convert(&[]), Err(MessageSetError::Empty));
+        assert!(up_convert(&bad_magic, LIMIT).is_err());
+        assert_eq!(up_convert(&[], LIMIT), Err(MessageSetError::Empty));
         for cut in 1..good.len() {
-            assert!(up_convert(&good[..cut]).is_err(), "cut {cut}");
+            assert!(up_convert(&good[..cut], LIMIT).is_err(), "cut {cut}");
         }
         let inner = wrapped(1, Compression::Gzip, &good, 0);
         let nested = wrapped(1, Compression::Gzip, &inner, 0);
-        assert_eq!(up_convert(&nested), Err(MessageSetError::Nested));
+        assert_eq!(up_convert(&nested, LIMIT), Err(MessageSetError::Nested));
         assert!(is_message_set(&good));
         assert!(!is_message_set(&simple_batch(1, 4, 0)));
     }
@@ -523,7 +529,7 @@ mod tests {
     proptest! {
         #[test]
         fn hostile_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = up_convert(&bytes);
+            let _ = up_convert(&bytes, LIMIT);
             let _ = down_convert(&bytes, 1, 0, 1 << 20);
         }
 
@@ -535,7 +541,7 @@ mod tests {
             let msgs: Vec<Plain<'_>> =
                 values.iter().map(|v| (Some(&v[..]), Some(&v[..]), 77)).collect();
             let original = set(magic, 0, &msgs);
-            let (batch, _) = up_convert(&original).expect("convert");
+            let (batch, _) = up_convert(&original, LIMIT).expect("convert");
             let (back, n) = down_convert(&batch, magic, 0, usize::MAX);
             prop_assert_eq!(n, values.len());
             prop_assert_eq!(back, original);

@@ -38,7 +38,14 @@ fn check(version: i16) -> Result<(), LegacyError> {
     }
 }
 
-pub fn decode_request(body: Bytes, version: i16) -> Result<LegacyProduce, LegacyError> {
+/// Decodes a v0-2 request, up-converting each message set; `decompressed_limit(topic)` bounds what one
+/// partition's compressed messages may decompress to (a set over it is left as it is, and refused by the
+/// append's validation like any other magic 0/1 set).
+pub fn decode_request(
+    body: Bytes,
+    version: i16,
+    decompressed_limit: impl Fn(&str) -> usize,
+) -> Result<LegacyProduce, LegacyError> {
     check(version)?;
     let mut r = Reader::new(body);
     let mut request = ProduceRequest::default();
@@ -48,12 +55,13 @@ pub fn decode_request(body: Bytes, version: i16) -> Result<LegacyProduce, Legacy
     request.topic_data = r.array("topics", 6, |r| {
         let mut topic = TopicProduceData::default();
         topic.name = TopicName(r.string("topic name")?);
+        let limit = decompressed_limit(&topic.name);
         topic.partition_data = r.array("partitions", 8, |r| {
             let mut p = PartitionProduceData::default();
             p.index = r.i32("partition index")?;
             p.records = r.nullable_bytes("records")?;
             if let Some(set) = p.records.as_ref().filter(|set| is_message_set(set)) {
-                if let Ok((batch, count)) = up_convert(set) {
+                if let Ok((batch, count)) = up_convert(set, limit) {
                     p.records = Some(batch.freeze());
                     batches += 1;
                     records += count as u64;
@@ -153,6 +161,8 @@ mod tests {
     use ferrite_log::batch::BatchHeader;
     use ferrite_log::batch_builder::simple_batch;
     use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    const LIMIT: usize = ferrite_log::compression::MIN_DECOMPRESSED_LIMIT;
     use proptest::prelude::*;
 
     /// A one-message magic 1 set, as kafka-go writes it.
@@ -208,7 +218,7 @@ mod tests {
             let mut out = BytesMut::new();
             encode_request(&original, &mut out, version).expect("encode");
             let body = out.freeze();
-            let decoded = decode_request(body.clone(), version).expect("decode");
+            let decoded = decode_request(body.clone(), version, |_| LIMIT).expect("decode");
             assert_eq!(
                 (decoded.up_converted_batches, decoded.up_converted_records),
                 (1, 1)
@@ -231,7 +241,7 @@ mod tests {
             assert_eq!(decoded.request.acks, -1);
             for cut in 0..body.len() {
                 assert!(
-                    decode_request(body.slice(..cut), version).is_err(),
+                    decode_request(body.slice(..cut), version, |_| LIMIT).is_err(),
                     "v{version} cut {cut}"
                 );
             }
@@ -275,7 +285,7 @@ mod tests {
     proptest! {
         #[test]
         fn hostile_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..128), v in 0i16..=2) {
-            let _ = decode_request(Bytes::from(body), v);
+            let _ = decode_request(Bytes::from(body), v, |_| LIMIT);
         }
     }
 }
