@@ -1,8 +1,8 @@
-//! FUSE requests mapped onto the [`Tree`]. Every request after the power switch is off fails with EIO and
-//! changes nothing, so a program still running at the moment of the cut cannot make anything durable.
+//! FUSE requests mapped onto the [`Tree`]. Every changing request after the power switch is off fails with
+//! EIO and changes nothing, so a program still running at the moment of the cut cannot make anything durable.
 
 use std::ffi::OsStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -19,17 +19,36 @@ use crate::tree::{Contents, Tree, PAGE};
 const TTL: Duration = Duration::from_secs(1);
 
 /// State shared between the FUSE session thread and the test that owns the mount.
-#[derive(Default)]
 pub struct Shared {
     pub tree: Mutex<Tree>,
     /// Set by the power cut; cleared only by a remount.
     pub power_off: AtomicBool,
+    /// Changing requests still allowed before the power goes off by itself; negative when not armed.
+    pub changes_left: AtomicI64,
+    /// Set while this side unmounts, so that the end of the session is expected.
+    pub unmounting: AtomicBool,
+    /// Why serving stopped while still mounted, if it did.
+    pub session_end: Mutex<Option<String>>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            tree: Mutex::default(),
+            power_off: AtomicBool::new(false),
+            changes_left: AtomicI64::new(-1),
+            unmounting: AtomicBool::new(false),
+            session_end: Mutex::new(None),
+        }
+    }
 }
 
 impl Shared {
     pub fn tree(&self) -> MutexGuard<'_, Tree> {
         // A panic in a request handler must not hide the tree from the test that reports on it.
-        self.tree.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.tree
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -41,8 +60,23 @@ fn errno(code: i32) -> Errno {
 }
 
 impl LazyFsOps {
-    /// The tree, or EIO once the power is off.
+    /// The tree for a request that only looks. Looking still works after the cut: it changes nothing, and
+    /// a failed read of a mapped index page would kill a program that shares this process (SIGBUS) before
+    /// it could be taken down in order.
     fn live(&self) -> Result<MutexGuard<'_, Tree>, Errno> {
+        Ok(self.0.tree())
+    }
+
+    /// The tree for a request that changes something; counts down an armed cut, which this request may
+    /// trigger (it then fails, as a request the power cut interrupted).
+    fn live_for_change(&self) -> Result<MutexGuard<'_, Tree>, Errno> {
+        let left = self.0.changes_left.load(Ordering::SeqCst);
+        if left == 0 {
+            self.0.power_off.store(true, Ordering::SeqCst);
+            self.0.changes_left.store(-1, Ordering::SeqCst);
+        } else if left > 0 {
+            self.0.changes_left.store(left - 1, Ordering::SeqCst);
+        }
         if self.0.power_off.load(Ordering::SeqCst) {
             return Err(Errno::EIO);
         }
@@ -79,8 +113,14 @@ impl LazyFsOps {
         })
     }
 
-    fn entry(&self, parent: INodeNo, name: &OsStr, mode: u32, is_dir: bool) -> Result<FileAttr, Errno> {
-        let mut tree = self.live()?;
+    fn entry(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        is_dir: bool,
+    ) -> Result<FileAttr, Errno> {
+        let mut tree = self.live_for_change()?;
         let ino = tree
             .create(parent.0, name, (mode & 0o7777) as u16, is_dir)
             .map_err(errno)?;
@@ -132,12 +172,13 @@ impl Filesystem for LazyFsOps {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let result = self.live().and_then(|mut tree| {
+        let result = self.live_for_change().and_then(|mut tree| {
             if let Some(size) = size {
                 tree.set_len(ino.0, size).map_err(errno)?;
             }
             if let Some(mode) = mode {
-                tree.set_mode(ino.0, (mode & 0o7777) as u16).map_err(errno)?;
+                tree.set_mode(ino.0, (mode & 0o7777) as u16)
+                    .map_err(errno)?;
             }
             Self::attr(&tree, ino.0)
         });
@@ -183,14 +224,14 @@ impl Filesystem for LazyFsOps {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let result = self
-            .live()
+            .live_for_change()
             .and_then(|mut tree| tree.remove(parent.0, name, false).map_err(errno));
         empty(reply, result);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let result = self
-            .live()
+            .live_for_change()
             .and_then(|mut tree| tree.remove(parent.0, name, true).map_err(errno));
         empty(reply, result);
     }
@@ -209,7 +250,7 @@ impl Filesystem for LazyFsOps {
             return reply.error(Errno::EINVAL);
         }
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
-        let result = self.live().and_then(|mut tree| {
+        let result = self.live_for_change().and_then(|mut tree| {
             tree.rename(parent.0, name, newparent.0, newname, noreplace)
                 .map_err(errno)
         });
@@ -241,9 +282,11 @@ impl Filesystem for LazyFsOps {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let result = self
-            .live()
-            .and_then(|tree| tree.file(ino.0).map(|f| f.read(offset, size)).map_err(errno));
+        let result = self.live().and_then(|tree| {
+            tree.file(ino.0)
+                .map(|f| f.read(offset, size))
+                .map_err(errno)
+        });
         match result {
             Ok(bytes) => reply.data(&bytes),
             Err(e) => reply.error(e),
@@ -263,7 +306,7 @@ impl Filesystem for LazyFsOps {
         reply: ReplyWrite,
     ) {
         let result = self
-            .live()
+            .live_for_change()
             .and_then(|mut tree| tree.write(ino.0, offset, data).map_err(errno));
         match result {
             Ok(()) => reply.written(data.len() as u32),
@@ -283,10 +326,17 @@ impl Filesystem for LazyFsOps {
         empty(reply, self.live().map(drop));
     }
 
-    fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         // fdatasync persists the size too (every Linux filesystem does); the two differ only in timestamps.
         let result = self
-            .live()
+            .live_for_change()
             .and_then(|mut tree| tree.sync(ino.0).map_err(errno));
         empty(reply, result);
     }
@@ -325,9 +375,16 @@ impl Filesystem for LazyFsOps {
         reply.ok();
     }
 
-    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         let result = self
-            .live()
+            .live_for_change()
             .and_then(|mut tree| tree.sync(ino.0).map_err(errno));
         empty(reply, result);
     }
@@ -335,7 +392,16 @@ impl Filesystem for LazyFsOps {
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         // Plenty of room: running out of space is the full-disk tests' business, not this one's.
         let blocks = 1 << 24;
-        reply.statfs(blocks, blocks, blocks, 1 << 20, 1 << 20, PAGE as u32, 255, PAGE as u32);
+        reply.statfs(
+            blocks,
+            blocks,
+            blocks,
+            1 << 20,
+            1 << 20,
+            PAGE as u32,
+            255,
+            PAGE as u32,
+        );
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
@@ -353,7 +419,13 @@ impl Filesystem for LazyFsOps {
         reply: ReplyCreate,
     ) {
         match self.entry(parent, name, mode, false) {
-            Ok(attr) => reply.created(&TTL, &attr, Generation(0), FileHandle(0), FopenFlags::empty()),
+            Ok(attr) => reply.created(
+                &TTL,
+                &attr,
+                Generation(0),
+                FileHandle(0),
+                FopenFlags::empty(),
+            ),
             Err(e) => reply.error(e),
         }
     }
@@ -369,7 +441,7 @@ impl Filesystem for LazyFsOps {
         reply: ReplyEmpty,
     ) {
         let result = self
-            .live()
+            .live_for_change()
             .and_then(|mut tree| tree.fallocate(ino.0, offset, length, mode).map_err(errno));
         empty(reply, result);
     }

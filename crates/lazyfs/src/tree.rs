@@ -130,8 +130,14 @@ pub type Entries = BTreeMap<OsString, u64>;
 
 #[derive(Clone, Debug)]
 pub enum Contents {
-    File { current: FileData, durable: FileData },
-    Dir { current: Entries, durable: Entries },
+    File {
+        current: FileData,
+        durable: FileData,
+    },
+    Dir {
+        current: Entries,
+        durable: Entries,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -257,7 +263,13 @@ impl Tree {
     }
 
     /// Creates a file or directory named `name` in `dir`; EEXIST if the name is taken.
-    pub fn create(&mut self, dir: u64, name: &OsStr, mode: u16, is_dir: bool) -> Result<u64, Errno> {
+    pub fn create(
+        &mut self,
+        dir: u64,
+        name: &OsStr,
+        mode: u16,
+        is_dir: bool,
+    ) -> Result<u64, Errno> {
         if self.entries(dir)?.contains_key(name) {
             return Err(libc::EEXIST);
         }
@@ -320,7 +332,9 @@ impl Tree {
             let moving_dir = self.node(ino)?.is_dir();
             match &self.node(existing)?.contents {
                 Contents::Dir { .. } if !moving_dir => return Err(libc::EISDIR),
-                Contents::Dir { current, .. } if !current.is_empty() => return Err(libc::ENOTEMPTY),
+                Contents::Dir { current, .. } if !current.is_empty() => {
+                    return Err(libc::ENOTEMPTY)
+                }
                 Contents::File { .. } if moving_dir => return Err(libc::ENOTDIR),
                 _ => {}
             }
@@ -350,7 +364,13 @@ impl Tree {
 
     /// `fallocate(2)` in the modes Linux programs use: plain (grow), KEEP_SIZE (nothing to remember, since
     /// this filesystem never runs out of space), and PUNCH_HOLE|KEEP_SIZE (zeroes). Others are refused.
-    pub fn fallocate(&mut self, ino: u64, offset: u64, length: u64, mode: i32) -> Result<(), Errno> {
+    pub fn fallocate(
+        &mut self,
+        ino: u64,
+        offset: u64,
+        length: u64,
+        mode: i32,
+    ) -> Result<(), Errno> {
         self.counts.fallocates += 1;
         let file = self.file_mut(ino)?;
         let end = offset.checked_add(length).ok_or(libc::EFBIG)?;
@@ -468,11 +488,13 @@ mod tests {
         tree.write(f, 0, b"new").unwrap();
         tree.sync(f).unwrap();
         tree.sync(ROOT).unwrap();
-        tree.rename(ROOT, name("a.tmp"), ROOT, name("a"), false).unwrap();
+        tree.rename(ROOT, name("a.tmp"), ROOT, name("a"), false)
+            .unwrap();
         tree.lose_power();
         assert!(tree.lookup(ROOT, name("a")).is_err());
         assert_eq!(tree.lookup(ROOT, name("a.tmp")), Ok(f));
-        tree.rename(ROOT, name("a.tmp"), ROOT, name("a"), false).unwrap();
+        tree.rename(ROOT, name("a.tmp"), ROOT, name("a"), false)
+            .unwrap();
         tree.sync(ROOT).unwrap();
         tree.lose_power();
         assert_eq!(tree.lookup(ROOT, name("a")), Ok(f));

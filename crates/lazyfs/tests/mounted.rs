@@ -43,7 +43,11 @@ fn writes_survive_only_with_their_syncs() {
 
     let loss = fs.restore_power().unwrap();
     assert_eq!(fs::read(&kept).unwrap(), b"synced");
-    assert_eq!(fs::read(&unnamed).unwrap(), b"data synced, name not", "an unsynced unlink is undone");
+    assert_eq!(
+        fs::read(&unnamed).unwrap(),
+        b"data synced, name not",
+        "an unsynced unlink is undone"
+    );
     assert!(!late.exists(), "a name in an unsynced directory is lost");
     assert!(root.join("sub").is_dir());
     assert!(loss.bytes_dropped >= 13, "{loss:?}");
@@ -54,7 +58,13 @@ fn pwritev_truncate_fallocate_and_rename() {
     let (_dir, mut fs) = mounted();
     let root = fs.mountpoint().to_owned();
     let path = root.join("seg.log");
-    let f = OpenOptions::new().create(true).read(true).write(true).open(&path).unwrap();
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
     let parts = [IoSlice::new(b"abc"), IoSlice::new(b"def")];
     let n = unsafe { libc::pwritev(f.as_raw_fd(), parts.as_ptr().cast(), 2, 0) };
     assert_eq!(n, 6);
@@ -63,7 +73,10 @@ fn pwritev_truncate_fallocate_and_rename() {
     assert_eq!(rc, 0, "fallocate: {}", std::io::Error::last_os_error());
     assert_eq!(f.metadata().unwrap().len(), 8192);
     f.sync_data().unwrap();
-    File::create(root.join("a.tmp")).unwrap().write_all(b"new").unwrap();
+    File::create(root.join("a.tmp"))
+        .unwrap()
+        .write_all(b"new")
+        .unwrap();
     fs::rename(root.join("a.tmp"), root.join("a")).unwrap();
     sync_dir(&root);
     drop(f);
@@ -73,7 +86,11 @@ fn pwritev_truncate_fallocate_and_rename() {
     assert_eq!(bytes.len(), 8192);
     assert_eq!(&bytes[..4], b"abcd");
     assert!(bytes[4..].iter().all(|b| *b == 0));
-    assert_eq!(fs::read(root.join("a")).unwrap(), b"", "the rename is durable, the unsynced data is not");
+    assert_eq!(
+        fs::read(root.join("a")).unwrap(),
+        b"",
+        "the rename is durable, the unsynced data is not"
+    );
 }
 
 #[test]
@@ -81,7 +98,13 @@ fn shared_mmap_writes_need_a_sync() {
     let (_dir, mut fs) = mounted();
     let root = fs.mountpoint().to_owned();
     let path = root.join("00.index");
-    let f = OpenOptions::new().create(true).read(true).write(true).open(&path).unwrap();
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
     f.set_len(4096 * 4).unwrap();
     f.sync_all().unwrap();
     sync_dir(&root);
@@ -95,7 +118,10 @@ fn shared_mmap_writes_need_a_sync() {
     let writes_before = fs.counts().writes;
     drop(map);
     drop(f);
-    assert!(fs.counts().writes > writes_before, "close wrote the dirty page back");
+    assert!(
+        fs.counts().writes > writes_before,
+        "close wrote the dirty page back"
+    );
 
     fs.restore_power().unwrap();
     let bytes = fs::read(&path).unwrap();
@@ -119,7 +145,8 @@ fn sendfile_reads_through_the_page_cache() {
     let mut offset: libc::off_t = 1000;
     let mut sent = 0usize;
     while sent < 50_000 {
-        let n = unsafe { libc::sendfile(tx.as_raw_fd(), f.as_raw_fd(), &mut offset, 50_000 - sent) };
+        let n =
+            unsafe { libc::sendfile(tx.as_raw_fd(), f.as_raw_fd(), &mut offset, 50_000 - sent) };
         assert!(n > 0, "sendfile: {}", std::io::Error::last_os_error());
         sent += n as usize;
     }
@@ -142,5 +169,8 @@ fn after_the_cut_nothing_more_becomes_durable() {
     fs.restore_power().unwrap();
     assert_eq!(fs::read(&path).unwrap(), b"before");
     let counts = fs.counts();
-    assert!(counts.file_syncs >= 1 && counts.dir_syncs >= 1, "{counts:?}");
+    assert!(
+        counts.file_syncs >= 1 && counts.dir_syncs >= 1,
+        "{counts:?}"
+    );
 }

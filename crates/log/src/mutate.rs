@@ -55,6 +55,17 @@ impl PartitionLog {
         };
         let now = self.clock.now_ms();
         let was_active = removed.is_empty();
+        // Later segments go first, durably: a power cut between the steps then leaves a shorter log, never
+        // the cut segment followed by segments past a gap in the offsets.
+        if !was_active {
+            let mut view: std::collections::BTreeMap<i64, Arc<Segment>> = kept
+                .iter()
+                .map(|s| (s.base_offset(), Arc::clone(s)))
+                .collect();
+            view.insert(last.base_offset(), Arc::clone(&last));
+            self.set_view(SegmentView { segments: view });
+            self.retire(&mut writer, removed, now)?;
+        }
         let bytes = last.truncate_to(offset)?;
         let target = if was_active {
             last
@@ -74,7 +85,6 @@ impl PartitionLog {
             kept.into_iter().map(|s| (s.base_offset(), s)).collect();
         segments.insert(target.base_offset(), Arc::clone(&target));
         self.set_view(SegmentView { segments });
-        self.retire(&mut writer, removed, now)?;
         let new_end = target.next_offset();
         let log_start = self.log_start_offset();
         if new_end < log_start {

@@ -31,6 +31,16 @@ impl Broker {
         let data_dir = tmp.path().join("data");
         std::fs::create_dir_all(&data_dir).unwrap();
         prepare(&data_dir);
+        Self::start_on(tmp, data_dir, overrides)
+    }
+
+    /// [`Broker::start`] with its data in `data_dir`, made by the caller (on a test filesystem, say); the
+    /// broker's own log stays in a temporary directory elsewhere.
+    pub fn start_in(data_dir: &Path, overrides: &[(&str, &str)]) -> Broker {
+        Self::start_on(tempfile::tempdir().unwrap(), data_dir.to_owned(), overrides)
+    }
+
+    fn start_on(tmp: tempfile::TempDir, data_dir: PathBuf, overrides: &[(&str, &str)]) -> Broker {
         let overrides = overrides
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
