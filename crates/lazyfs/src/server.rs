@@ -86,19 +86,24 @@ impl Server {
         let detached = mount::detach(&self.mountpoint);
         // The session thread ends when the kernel drops the connection, which it does once the last file
         // on the detached mount is closed.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut outcome = detached;
+        // Normally the kernel lets go within milliseconds of the last close. Something can keep the
+        // superblock a while longer after a kill -9 (a dying process still in the middle of a request). The
+        // power is off and nothing more can become durable, so after a grace period abort the connection:
+        // whatever still waits gets an error, and the session ends.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let outcome = detached;
+        let mut aborted = false;
         while !served.thread.is_finished() {
-            if Instant::now() > deadline {
-                // Abort the connection, so that whoever still waits on it gets an error instead of hanging
-                // in the kernel forever.
-                if let Some(id) = connection {
-                    mount::abort_connection(id);
+            if !aborted && Instant::now() > deadline {
+                eprintln!(
+                    "lazyfs: the mount was still in use 5 s after unmount ({}); aborting its connection",
+                    users_of(&self.mountpoint).join(", ")
+                );
+                match connection {
+                    Some(id) => mount::abort_connection(id),
+                    None => return Err(io::Error::other("lazyfs: no connection id to abort")),
                 }
-                outcome = Err(io::Error::other(
-                    "lazyfs: the FUSE session did not end 30 s after unmount (a process still used the mount); aborted it",
-                ));
-                break;
+                aborted = true;
             }
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -115,4 +120,42 @@ impl Drop for Server {
             eprintln!("lazyfs: unmounting {}: {e}", self.mountpoint.display());
         }
     }
+}
+
+/// Processes with files open or mapped under `mountpoint` (for the log when an unmount waits).
+fn users_of(mountpoint: &Path) -> Vec<String> {
+    let mut users = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return users;
+    };
+    for proc_dir in procs.flatten() {
+        let pid = proc_dir.file_name().to_string_lossy().into_owned();
+        if !pid.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let fds = std::fs::read_dir(proc_dir.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        let open = fds
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .any(|target| target.starts_with(mountpoint));
+        let maps = std::fs::read_to_string(proc_dir.path().join("maps")).unwrap_or_default();
+        let mapped = maps.lines().any(|l| {
+            l.split_whitespace()
+                .nth(5)
+                .is_some_and(|p| Path::new(p).starts_with(mountpoint))
+        });
+        if open || mapped {
+            let comm = std::fs::read_to_string(proc_dir.path().join("comm")).unwrap_or_default();
+            users.push(format!(
+                "pid {pid} {} open={open} mapped={mapped}",
+                comm.trim()
+            ));
+        }
+    }
+    if users.is_empty() {
+        users.push("no process holds a file there".to_owned());
+    }
+    users
 }
