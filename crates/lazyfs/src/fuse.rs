@@ -128,6 +128,13 @@ impl LazyFsOps {
     }
 }
 
+fn reply_entry(reply: ReplyEntry, result: Result<FileAttr, Errno>) {
+    match result {
+        Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+        Err(e) => reply.error(e),
+    }
+}
+
 fn empty(reply: ReplyEmpty, result: Result<(), Errno>) {
     match result {
         Ok(()) => reply.ok(),
@@ -141,10 +148,7 @@ impl Filesystem for LazyFsOps {
             let ino = tree.lookup(parent.0, name).map_err(errno)?;
             Self::attr(&tree, ino)
         });
-        match found {
-            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        reply_entry(reply, found)
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -201,10 +205,7 @@ impl Filesystem for LazyFsOps {
         if mode & libc::S_IFMT != libc::S_IFREG {
             return reply.error(Errno::EPERM);
         }
-        match self.entry(parent, name, mode, false) {
-            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        reply_entry(reply, self.entry(parent, name, mode, false))
     }
 
     fn mkdir(
@@ -216,10 +217,7 @@ impl Filesystem for LazyFsOps {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        match self.entry(parent, name, mode, true) {
-            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        reply_entry(reply, self.entry(parent, name, mode, true))
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {

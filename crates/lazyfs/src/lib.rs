@@ -1,15 +1,15 @@
 //! A filesystem that forgets what was not synced: the power cut of Ferrite's durability tests.
 //!
 //! `kill -9` keeps the kernel's page cache, so a test built on it passes even if every `fdatasync` were
-//! deleted. This crate mounts a FUSE filesystem (held in this process's memory) that keeps two views of every
+//! deleted. This crate mounts a FUSE filesystem (held in the memory of a child process it forks, see [`LazyFs`]) that keeps two views of every
 //! file and directory, what programs see now and what the last sync made durable (see [`tree`]), and a
-//! [`LazyFs::cut_power`] that stops it answering. [`LazyFs::restore_power`] then unmounts, which throws away
+//! [`LazyFs::cut_power`] after which every change fails. [`LazyFs::restore_power`] then unmounts, which throws away
 //! the kernel's cached and dirty pages with the connection, rolls every file and directory back to its last
 //! sync, and mounts the survivors again for the next start of the program under test.
 //!
 //! ```text
 //!   broker ──syscalls──▶ kernel (page cache, mmap) ──FUSE──▶ LazyFsOps ──▶ Tree { current, durable }
-//!   test:  cut_power()      every request fails with EIO from now on, so nothing more becomes durable
+//!   test:  cut_power()      every change fails with EIO from now on, so nothing more becomes durable
 //!          kill -9 broker   its files close; writeback of dirty pages also fails
 //!          restore_power()  unmount (page cache gone), current := durable, mount again
 //! ```

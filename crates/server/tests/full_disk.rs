@@ -7,7 +7,7 @@ mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::raw::{incremental_alter_configs, Raw};
-use common::{topic, Broker};
+use common::{manual_commit_consumer as consumer, topic, Broker};
 use ferrite_log::batch_builder::{encode_batch, RecordSpec};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -172,16 +172,6 @@ fn fill(raw: &mut Raw, topic: &str) -> (i16, i64) {
         assert!(refused, "the disk never filled");
     }
     unreachable!()
-}
-
-fn consumer(broker: &Broker, group: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", &broker.addr)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap()
 }
 
 /// Polls until `n` records of `topic` partition 0 from offset 0 have been read.

@@ -16,11 +16,11 @@
 
 mod common;
 
-use common::{topic, Broker};
+use common::{manual_commit_consumer as consumer, topic, Broker};
 use ferrite_lazyfs::LazyFs;
 use rand::{Rng, SeedableRng};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -89,16 +89,6 @@ fn producer(broker: &Broker) -> FutureProducer {
         .unwrap()
 }
 
-fn consumer(broker: &Broker, group: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", &broker.addr)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap()
-}
-
 /// Sends values for `duration`, many in flight; returns the acknowledged (offset, value) pairs.
 fn produce_for(
     broker: &Broker,
@@ -141,7 +131,7 @@ fn produce_for(
 
 /// Everything in partition 0 from the log start, as offset -> value.
 fn read_all(broker: &Broker, topic: &str) -> BTreeMap<i64, String> {
-    let consumer = consumer(broker, &format!("reader-{}", topic::unique()));
+    let consumer = consumer(broker, &common::topic("reader"));
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)
         .unwrap();
@@ -160,14 +150,6 @@ fn read_all(broker: &Broker, topic: &str) -> BTreeMap<i64, String> {
         }
     }
     out
-}
-
-mod topic {
-    pub fn unique() -> u64 {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        N.fetch_add(1, Ordering::Relaxed)
-    }
 }
 
 fn committed(broker: &Broker, group: &str, topic: &str) -> i64 {

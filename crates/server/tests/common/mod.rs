@@ -148,6 +148,17 @@ impl Drop for Broker {
     }
 }
 
+/// A consumer in `group` that commits only when told and starts at the earliest offset.
+pub fn manual_commit_consumer(broker: &Broker, group: &str) -> rdkafka::consumer::BaseConsumer {
+    rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap()
+}
+
 /// A unique topic name per test.
 pub fn topic(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
